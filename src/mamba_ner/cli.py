@@ -1,0 +1,40 @@
+"""`mamba-ner` command line: `convert`, `train`, `evaluate`, `predict`.
+
+Each subcommand lives in the module that implements it; this file only dispatches, so that
+`mamba-ner convert` does not import torch-heavy training code it does not need.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "convert": ("mamba_ner.data.convert", "main", "convert ROCLING / brat / CoNLL files into a DatasetDict"),
+    "train": ("mamba_ner.training", "main", "train and evaluate a model (same arguments as examples/run_ner.py)"),
+    "evaluate": ("mamba_ner.evaluation", "main", "score a checkpoint on a file or dataset"),
+    "predict": ("mamba_ner.predict", "main", "tag raw text, brat folders, CoNLL or char-per-line files"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: mamba-ner {" + ",".join(SUBCOMMANDS) + "} [options]", ""]
+    lines += [f"  {name:<9} {help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"mamba-ner: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = SUBCOMMANDS[name]
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared test setup: never touch the network, and find the shared real data when present."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MAMBA_NER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def shared_data():
+    """Path to ../shared/data; skips the test with a clear message when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set MAMBA_NER_SHARED_DATA to point at it)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fixtures_dir():
+    return FIXTURES
