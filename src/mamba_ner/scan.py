@@ -1,0 +1,256 @@
+"""Selective scan (the S6 recurrence of Mamba), fast on CPU, with a plain reference beside it.
+
+Why this is written by hand: `transformers`' CPU path for Mamba loops over time with autograd
+recording every step, and its backward grows with L² (it indexes ``discrete_A[:, :, i]``, so every
+step allocates a full-size gradient). `mamba_ssm` has the fused kernel, but only for CUDA. This
+module gives the same function as ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` with
+three interchangeable implementations and keeps the reference beside them (tests compare all).
+
+Glossary (shapes in comments use these names)
+    b   batch                      d   d_inner (channels)
+    l   sequence length            n   d_state
+    Δ   delta after ``delta_bias`` and the optional softplus (the step size)
+    h   state (b, d, n):  h_t = exp(Δ_t A) * h_{t-1} + Δ_t B_t u_t
+    y   y_t = C_t · h_t + D u_t;   out_t = y_t * silu(z_t) when z is given
+
+Paths, chosen by `selective_scan` (force one with ``MAMBA_NER_SCAN=auto|ref|torch|cpp|cuda``):
+    cuda    mamba_ssm's kernel, when it imports and the tensors are on CUDA
+    cpp     a C++ kernel compiled on first use (source in ``scan_cpu_kernel.py``), CPU tensors;
+            the discretisation is fused into it, so no (b, d, l, n) tensor is ever materialised
+    torch   pure PyTorch, in chunks of time with a hand-written backward (any device)
+    ref     `selective_scan_ref`: a per-step loop that autograd differentiates; obviously correct
+
+All paths compute in float32 (float64 when given float64) and return ``out`` in ``u``'s dtype and
+``last_state`` in the compute dtype, as mamba_ssm does. Memory is linear in length: the fast paths
+keep the state only at chunk boundaries and recompute the rest in backward.
+"""
+import logging
+import os
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+try:  # optional CUDA kernels (pip install mamba-ner[cuda])
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
+except ImportError:  # also raised when mamba_ssm is installed without its compiled extension
+    _mamba_ssm_scan = None
+
+SCAN_ENV_VAR = "MAMBA_NER_SCAN"
+_PATHS = ("auto", "ref", "torch", "cpp", "cuda")
+
+
+def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
+    if u.dim() != 3:
+        raise ValueError(f"u must be (batch, d_inner, length), got shape {tuple(u.shape)}")
+    b, d, l = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f"delta must have u's shape {tuple(u.shape)}, got {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != d:
+        raise ValueError(f"A must be (d_inner={d}, d_state), got shape {tuple(A.shape)}")
+    if A.is_complex():
+        raise ValueError("complex A is not supported")
+    n = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if tuple(t.shape) != (b, n, l):
+            raise ValueError(f"{name} must be (batch, d_state, length) = {(b, n, l)}, got {tuple(t.shape)}")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and tuple(t.shape) != (d,):
+            raise ValueError(f"{name} must be (d_inner,) = ({d},), got {tuple(t.shape)}")
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f"z must have u's shape {tuple(u.shape)}, got {tuple(z.shape)}")
+    if l == 0:
+        raise ValueError("length must be at least 1")
+
+
+def _compute_dtype(u):
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+def _to(t, dtype):
+    return None if t is None else t.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Reference
+# --------------------------------------------------------------------------------------------
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Plain selective scan: one step per position, autograd does the backward.
+
+    Args:
+        u (`torch.Tensor` of shape `(b, d, l)`): input.
+        delta (`torch.Tensor` of shape `(b, d, l)`): step size before bias and softplus.
+        A (`torch.Tensor` of shape `(d, n)`): state matrix (diagonal per channel), real.
+        B, C (`torch.Tensor` of shape `(b, n, l)`): input and output projections of the state.
+        D (`torch.Tensor` of shape `(d,)`, *optional*): skip connection.
+        z (`torch.Tensor` of shape `(b, d, l)`, *optional*): gate, ``out = y * silu(z)``.
+        delta_bias (`torch.Tensor` of shape `(d,)`, *optional*): added to delta.
+        delta_softplus (`bool`): apply softplus to ``delta + delta_bias``.
+        return_last_state (`bool`): also return the final state.
+
+    Returns:
+        out `(b, d, l)` in u's dtype, and with ``return_last_state`` the state `(b, d, n)` in the
+        compute dtype (float32, or float64 for float64 inputs).
+    """
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    dtype_in = u.dtype
+    cdt = _compute_dtype(u)
+    u, delta, A, B, C = (t.to(cdt) for t in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(cdt)[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    b, d, _ = u.shape
+    h = u.new_zeros(b, d, A.shape[1])  # (b, d, n)
+    ys = []
+    for u_t, dt_t, B_t, C_t in zip(u.unbind(2), delta.unbind(2), B.unbind(2), C.unbind(2)):
+        h = torch.exp(dt_t[:, :, None] * A) * h + (dt_t * u_t)[:, :, None] * B_t[:, None, :]  # (b, d, n)
+        ys.append((h * C_t[:, None, :]).sum(-1))  # (b, d)
+    y = torch.stack(ys, dim=2)  # (b, d, l)
+    if D is not None:
+        y = y + D.to(cdt)[:, None] * u
+    out = y if z is None else y * F.silu(z.to(cdt))
+    out = out.to(dtype_in)
+    return (out, h) if return_last_state else out
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-PyTorch fast path: chunks of time, hand-written backward
+# --------------------------------------------------------------------------------------------
+_CHUNK_ELEMENTS = 1 << 21  # elements of one (k, b, d, n) chunk tensor
+
+
+def _chunk_len(b, d, n, l):
+    return max(1, min(l, max(16, _CHUNK_ELEMENTS // max(1, b * d * n))))
+
+
+def _chunk_states(h0, dt, u, A, B):
+    """States over one chunk of k steps, starting from h0.
+
+    Args: h0 (b, d, n); dt, u (b, d, k); A (d, n); B (b, n, k).
+    Returns: hs (k, b, d, n) with hs[i] = h after step i, and dA (k, b, d, n) = exp(Δ A).
+    """
+    dt_k = dt.permute(2, 0, 1)  # (k, b, d)
+    dA = torch.exp(dt_k[..., None] * A)  # (k, b, d, n)
+    hs = (dt_k * u.permute(2, 0, 1))[..., None] * B.permute(2, 0, 1)[:, :, None, :]  # (k, b, d, n) = ΔBu
+    h = h0
+    for dA_i, hs_i in zip(dA, hs):  # hs_i holds ΔB u for this step, becomes h_i in place
+        h = hs_i.addcmul_(dA_i, h)
+    return hs, dA
+
+
+class _TorchScan(torch.autograd.Function):
+    """Inputs are already in the compute dtype; D, z, delta_bias may be None."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        b, d, l = u.shape
+        n = A.shape[1]
+        dt = delta if delta_bias is None else delta + delta_bias[:, None]
+        if delta_softplus:
+            dt = F.softplus(dt)
+        k = _chunk_len(b, d, n, l)
+        save = any(ctx.needs_input_grad[:8])
+        h = u.new_zeros(b, d, n)
+        checkpoints = []  # state before each chunk, (b, d, n) each
+        y = torch.empty_like(u)  # (b, d, l)
+        for c0 in range(0, l, k):
+            c1 = min(c0 + k, l)
+            if save:
+                checkpoints.append(h)
+            hs, _ = _chunk_states(h, dt[:, :, c0:c1], u[:, :, c0:c1], A, B[:, :, c0:c1])
+            y[:, :, c0:c1] = torch.einsum("kbdn,bnk->bdk", hs, C[:, :, c0:c1])
+            h = hs[-1].clone()
+        if D is not None:
+            y = y.addcmul_(u, D[:, None])
+        out = y if z is None else y * F.silu(z)
+        if save:
+            ctx.save_for_backward(u, delta, dt, A, B, C, D, z, delta_bias, y if z is not None else None,
+                                  torch.stack(checkpoints))
+            ctx.delta_softplus = delta_softplus
+            ctx.chunk = k
+        ctx.mark_non_differentiable(h)
+        return out, h
+
+    @staticmethod
+    def backward(ctx, g, _g_last_state):
+        u, delta, dt, A, B, C, D, z, delta_bias, y, checkpoints = ctx.saved_tensors
+        b, d, l = u.shape
+        k = ctx.chunk
+        g = g.to(u.dtype)
+        dz = None
+        if z is not None:
+            sz = torch.sigmoid(z)
+            dz = g * y * sz * (1 + z * (1 - sz))
+            g = g * z * sz  # gradient wrt y
+        du = torch.zeros_like(u) if D is None else g * D[:, None]
+        dD = None if D is None else (g * u).sum((0, 2))
+        ddt = torch.empty_like(u)
+        dB = torch.empty_like(B)
+        dC = torch.empty_like(C)
+        dA = torch.zeros_like(A)
+        dh = torch.zeros_like(checkpoints[0])  # (b, d, n): gradient reaching h_t from step t+1
+        for ci in reversed(range(checkpoints.shape[0])):
+            c0, c1 = ci * k, min(ci * k + k, l)
+            dt_c, u_c = dt[:, :, c0:c1], u[:, :, c0:c1]  # (b, d, k)
+            hs, dA_c = _chunk_states(checkpoints[ci], dt_c, u_c, A, B[:, :, c0:c1])  # (k, b, d, n)
+            h_prev = torch.cat([checkpoints[ci][None], hs[:-1]])  # (k, b, d, n)
+            g_c = g[:, :, c0:c1].permute(2, 0, 1)  # (k, b, d)
+            dC[:, :, c0:c1] = torch.einsum("kbd,kbdn->bnk", g_c, hs)
+            dh_tot = g_c[..., None] * C[:, :, c0:c1].permute(2, 0, 1)[:, :, None, :]  # (k, b, d, n)
+            for i in reversed(range(c1 - c0)):
+                dh = dh_tot[i].add_(dh) * dA_c[i]
+            dt_k, u_k = dt_c.permute(2, 0, 1), u_c.permute(2, 0, 1)  # (k, b, d)
+            dhB = torch.einsum("kbdn,bnk->kbd", dh_tot, B[:, :, c0:c1])  # (k, b, d)
+            dB[:, :, c0:c1] = torch.einsum("kbdn,kbd->bnk", dh_tot, dt_k * u_k)
+            du[:, :, c0:c1] += (dt_k * dhB).permute(1, 2, 0)
+            d_arg = dh_tot.mul_(h_prev).mul_(dA_c)  # (k, b, d, n): gradient wrt Δ A
+            dA += torch.einsum("kbdn,kbd->dn", d_arg, dt_k)
+            ddt[:, :, c0:c1] = (torch.einsum("kbdn,dn->kbd", d_arg, A) + u_k * dhB).permute(1, 2, 0)
+        ddelta = ddt
+        if ctx.delta_softplus:
+            pre = delta if delta_bias is None else delta + delta_bias[:, None]
+            ddelta = ddt * torch.sigmoid(pre)
+        dbias = None if delta_bias is None else ddelta.sum((0, 2))
+        return du, ddelta, dA, dB, dC, dD, dz, dbias, None
+
+
+def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """Pure-PyTorch fast path; same arguments and results as `selective_scan_ref`."""
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    cdt = _compute_dtype(u)
+    out, last_state = _TorchScan.apply(u.to(cdt), delta.to(cdt), A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt),
+                                       _to(z, cdt), _to(delta_bias, cdt), delta_softplus)
+    out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch
+# --------------------------------------------------------------------------------------------
+def _requested_path():
+    path = os.environ.get(SCAN_ENV_VAR, "auto").strip().lower() or "auto"
+    if path not in _PATHS:
+        raise ValueError(f"{SCAN_ENV_VAR}={path!r}; expected one of {', '.join(_PATHS)}")
+    return path
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False):
+    """Selective scan with mamba_ssm's ``selective_scan_fn`` signature; see `selective_scan_ref`.
+
+    Uses mamba_ssm on CUDA tensors when it imports, the compiled CPU kernel on CPU tensors when it
+    compiles, and the pure-PyTorch path otherwise. ``MAMBA_NER_SCAN`` forces one path.
+    """
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    path = _requested_path()
+    if path == "ref":
+        return selective_scan_ref(*args)
+    if path == "cuda" or (path == "auto" and u.is_cuda and _mamba_ssm_scan is not None):
+        if _mamba_ssm_scan is None:
+            raise RuntimeError(f"{SCAN_ENV_VAR}=cuda but mamba_ssm is not importable")
+        return _mamba_ssm_scan(*args)
+    return selective_scan_torch(*args)
