@@ -1,0 +1,36 @@
+"""mamba-ner: named-entity recognition with a (bidirectional) Mamba backbone and a CRF head.
+
+Importing the package registers the model with the `transformers` Auto classes:
+`AutoConfig.for_model("mamba-crf")`, `AutoModel` and `AutoModelForTokenClassification`.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+
+from .configuration_mamba_crf import MambaCrfConfig
+from .crf import LinearChainCRF
+from .modeling_mamba_crf import (
+    MambaCrfForTokenClassification,
+    MambaCrfModel,
+    MambaCrfPreTrainedModel,
+    MambaCrfTokenClassifierOutput,
+)
+
+__version__ = "0.1.0"
+
+AutoConfig.register(MambaCrfConfig.model_type, MambaCrfConfig, exist_ok=True)
+AutoModel.register(MambaCrfConfig, MambaCrfModel, exist_ok=True)
+AutoModelForTokenClassification.register(MambaCrfConfig, MambaCrfForTokenClassification, exist_ok=True)
+# Saved checkpoints carry their code and an `auto_map`, so they load with trust_remote_code=True
+# where this package is not installed.
+MambaCrfConfig.register_for_auto_class()
+MambaCrfModel.register_for_auto_class("AutoModel")
+MambaCrfForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")
+
+__all__ = [
+    "LinearChainCRF",
+    "MambaCrfConfig",
+    "MambaCrfForTokenClassification",
+    "MambaCrfModel",
+    "MambaCrfPreTrainedModel",
+    "MambaCrfTokenClassifierOutput",
+]

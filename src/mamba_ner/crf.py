@@ -1,0 +1,293 @@
+"""Linear-chain CRF: negative log-likelihood, batched Viterbi, marginals, scheme constraints.
+
+This file travels with saved checkpoints (remote code): it imports only `torch` and the standard
+library. Written by hand because no maintained library offers a CRF with masks that may have holes
+(label -100 on special tokens and non-first sub-words) plus hard BIO/IOBES constraints; the design
+follows kmkurn/pytorch-crf (start/end/transition scores, no fake START/STOP tags).
+
+Glossary of dimensions: b = batch, l = sequence length, k = number of tags.
+
+Masks: a position takes part in the CRF when its mask is true. Masks need not be contiguous: the
+valid positions of each row are packed to the front (stable order) before the recursions, so a
+sentence whose sub-word continuations carry -100 is scored as the chain of its first sub-words.
+Rows with no valid position contribute nothing (loss 0, not counted in the mean).
+
+Constraints: forbidden transitions (e.g. `O -> I-X` in BIO) get a score of `FORBIDDEN` (-10,000)
+added, so they have probability exp(-10000) = 0 in float32 both in the NLL and in Viterbi. The
+constraint pattern is plain Python data derived from the label names, turned into tensors on the
+device of the emissions when first used: it never sits in a buffer that `from_pretrained` could
+leave uninitialised.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FORBIDDEN = -10000.0
+
+
+def _parse_tag(label: str, prefixes: str) -> tuple[str, str | None]:
+    """Split `B-DISE` into ("B", "DISE"); `O` into ("O", None). Raises ValueError otherwise."""
+    if label == "O":
+        return "O", None
+    for sep in ("-", "_"):
+        if len(label) > 2 and label[1] == sep and label[0] in prefixes:
+            return label[0], label[2:]
+    raise ValueError(f"label {label!r} is not valid for this tagging scheme (expected 'O' or one of {list(prefixes)}-TYPE)")
+
+
+def allowed_transitions(labels: list[str], scheme: str) -> tuple[list[bool], list[bool], list[list[bool]]]:
+    """Which starts, ends and transitions the tagging scheme allows.
+
+    Args:
+        labels: tag names in id order (`id2label` values).
+        scheme: `"BIO"` (IOB2), `"IOBES"` or `"none"`.
+
+    Returns:
+        (start_ok[k], end_ok[k], trans_ok[k][k]) with trans_ok[i][j] true when tag j may follow tag i.
+    """
+    k = len(labels)
+    if scheme == "none":
+        return [True] * k, [True] * k, [[True] * k for _ in range(k)]
+    if scheme == "BIO":
+        parsed = [_parse_tag(label, "BI") for label in labels]
+
+        def may_follow(prev, cur):  # prev is None at the start
+            p_prefix, p_type = prev if prev is not None else ("O", None)
+            c_prefix, c_type = cur
+            if c_prefix == "I":
+                return p_prefix in "BI" and p_type == c_type
+            return True
+
+        start_ok = [may_follow(None, c) for c in parsed]
+        end_ok = [True] * k
+    elif scheme == "IOBES":
+        parsed = [_parse_tag(label, "BIES") for label in labels]
+
+        def may_follow(prev, cur):
+            p_prefix, p_type = prev if prev is not None else ("O", None)
+            c_prefix, c_type = cur
+            inside = p_prefix in "BI"  # an entity is open and must be continued
+            if c_prefix in "IE":
+                return inside and p_type == c_type
+            return not inside
+
+        start_ok = [may_follow(None, c) for c in parsed]
+        end_ok = [p in ("O", "E", "S") for p, _ in parsed]
+    else:
+        raise ValueError(f"unknown tagging scheme {scheme!r}; expected 'BIO', 'IOBES' or 'none'")
+    trans_ok = [[may_follow(parsed[i], parsed[j]) for j in range(k)] for i in range(k)]
+    return start_ok, end_ok, trans_ok
+
+
+def pack_by_mask(mask: torch.Tensor, *tensors: torch.Tensor):
+    """Move the positions where `mask` is true to the front of each row, keeping their order.
+
+    Args:
+        mask: (b, l) bool.
+        tensors: each (b, l, ...).
+
+    Returns:
+        (packed_mask (b, l) bool, order (b, l) long, *packed tensors); `packed[:, i] = x[:, order[:, i]]`
+        and `packed_mask` is true exactly on the first `mask.sum(1)` positions of each row.
+    """
+    lengths = mask.sum(1)  # (b,)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (b, l) valid positions first
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    packed_mask = positions[None, :] < lengths[:, None]  # (b, l)
+    packed = []
+    for x in tensors:
+        index = order.view(order.shape + (1,) * (x.dim() - 2)).expand_as(x)
+        packed.append(torch.gather(x, 1, index))
+    return (packed_mask, order, *packed)
+
+
+def unpack_by_order(packed: torch.Tensor, order: torch.Tensor, fill) -> torch.Tensor:
+    """Inverse of `pack_by_mask` for one (b, l, ...) tensor; positions not written get `fill`."""
+    out = torch.full_like(packed, fill)
+    index = order.view(order.shape + (1,) * (packed.dim() - 2)).expand_as(packed)
+    return out.scatter(1, index, packed)
+
+
+class LinearChainCRF(nn.Module):
+    """Linear-chain CRF over `num_tags` tags with optional hard constraints.
+
+    Parameters: `start_transitions` (k,), `end_transitions` (k,), `transitions` (k, k) where
+    `transitions[i, j]` scores tag i followed by tag j. They are initialised by the owning
+    `PreTrainedModel._init_weights` (uniform in [-0.1, 0.1]), not here, because `from_pretrained`
+    builds modules on the meta device.
+
+    Args:
+        num_tags: number of tags k.
+        labels: tag names in id order; with `scheme` they define the forbidden transitions.
+        scheme: "BIO", "IOBES" or "none".
+    """
+
+    def __init__(self, num_tags: int, labels: list[str] | None = None, scheme: str = "none"):
+        super().__init__()
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be positive, got {num_tags}")
+        if labels is not None and len(labels) != num_tags:
+            raise ValueError(f"got {len(labels)} labels for {num_tags} tags")
+        if labels is None and scheme != "none":
+            raise ValueError(f"scheme {scheme!r} needs the label names to derive its constraints")
+        self.num_tags = num_tags
+        self.scheme = scheme
+        self._allowed = allowed_transitions(labels, scheme) if labels is not None else allowed_transitions(["O"] * num_tags, "none")
+        self._constraint_cache: dict = {}
+        self.start_transitions = nn.Parameter(torch.empty(num_tags))
+        self.end_transitions = nn.Parameter(torch.empty(num_tags))
+        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))
+
+    def extra_repr(self) -> str:
+        return f"num_tags={self.num_tags}, scheme={self.scheme}"
+
+    # ----------------------------------------------------------------- scores with constraints
+    def _penalties(self, device, dtype):
+        key = (device, dtype)
+        if key not in self._constraint_cache:
+            start_ok, end_ok, trans_ok = self._allowed
+
+            def penalty(ok):
+                return torch.where(torch.tensor(ok, device=device), 0.0, FORBIDDEN).to(dtype)
+
+            self._constraint_cache[key] = (penalty(start_ok), penalty(end_ok), penalty(trans_ok))
+        return self._constraint_cache[key]
+
+    def constrained_scores(self, dtype=torch.float32):
+        """(start (k,), end (k,), transitions (k, k)) with the forbidden moves set to FORBIDDEN."""
+        start_pen, end_pen, trans_pen = self._penalties(self.transitions.device, dtype)
+        return (
+            self.start_transitions.to(dtype) + start_pen,
+            self.end_transitions.to(dtype) + end_pen,
+            self.transitions.to(dtype) + trans_pen,
+        )
+
+    # ----------------------------------------------------------------- checks
+    def _check(self, emissions, tags=None, mask=None):
+        if emissions.dim() != 3:
+            raise ValueError(f"emissions must have dimension of 3, got {emissions.dim()}")
+        if emissions.size(2) != self.num_tags:
+            raise ValueError(f"expected last dimension of emissions is {self.num_tags}, got {emissions.size(2)}")
+        if tags is not None and tags.shape != emissions.shape[:2]:
+            raise ValueError(
+                f"the first two dimensions of emissions and tags must match, got {tuple(emissions.shape[:2])} and {tuple(tags.shape)}"
+            )
+        if mask is not None and mask.shape != emissions.shape[:2]:
+            raise ValueError(
+                f"the first two dimensions of emissions and mask must match, got {tuple(emissions.shape[:2])} and {tuple(mask.shape)}"
+            )
+
+    def _mask(self, emissions, tags=None, mask=None):
+        """Combine the given mask with `tags != -100` into one (b, l) bool mask."""
+        b, l, _ = emissions.shape
+        full = torch.ones(b, l, dtype=torch.bool, device=emissions.device)
+        if mask is not None:
+            full = full & mask.bool()
+        if tags is not None:
+            full = full & (tags != -100)
+            valid_tags = tags[full]
+            if valid_tags.numel() and (valid_tags.min() < 0 or valid_tags.max() >= self.num_tags):
+                raise ValueError(f"tags must be in [0, {self.num_tags}) or -100, got values in [{int(valid_tags.min())}, {int(valid_tags.max())}]")
+        return full
+
+    # ----------------------------------------------------------------- likelihood
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+        """Negative log-likelihood of `tags`.
+
+        Args:
+            emissions: (b, l, k) scores.
+            tags: (b, l) long; -100 marks positions outside the chain.
+            mask: (b, l) bool/int, optional; false positions are outside the chain.
+            reduction: "mean" (over rows with at least one valid position), "sum" or "none" ((b,)).
+
+        Returns:
+            The NLL, reduced as asked.
+        """
+        self._check(emissions, tags, mask)
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"invalid reduction: {reduction}")
+        valid = self._mask(emissions, tags, mask)
+        packed_mask, _, emissions, tags = pack_by_mask(valid, emissions.float(), tags)
+        tags = tags.clamp(min=0)  # padding positions are masked out below
+        nll = self._log_partition(emissions, packed_mask) - self._gold_score(emissions, tags, packed_mask)  # (b,)
+        has_tokens = packed_mask[:, 0]
+        nll = torch.where(has_tokens, nll, torch.zeros_like(nll))
+        if reduction == "none":
+            return nll
+        if reduction == "sum":
+            return nll.sum()
+        return nll.sum() / has_tokens.sum().clamp(min=1)
+
+    def _gold_score(self, emissions, tags, mask):
+        """Score of the tag path (b,) for packed inputs (mask true on a prefix of each row)."""
+        start, end, trans = self.constrained_scores(emissions.dtype)
+        b, l, _ = emissions.shape
+        maskf = mask.to(emissions.dtype)
+        emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (b, l)
+        score = start[tags[:, 0]] + (emit * maskf).sum(1)
+        if l > 1:
+            score = score + (trans[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]).sum(1)
+        last = (mask.sum(1) - 1).clamp(min=0)  # (b,)
+        last_tags = tags.gather(1, last.unsqueeze(1)).squeeze(1)
+        return score + end[last_tags]
+
+    def _log_partition(self, emissions, mask):
+        """log Z (b,) by the forward algorithm over packed inputs."""
+        start, end, trans = self.constrained_scores(emissions.dtype)
+        alpha = start + emissions[:, 0]  # (b, k)
+        for i in range(1, emissions.shape[1]):
+            step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]  # (b, k)
+            alpha = torch.where(mask[:, i : i + 1], step, alpha)
+        return torch.logsumexp(alpha + end, dim=1)
+
+    # ----------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, pad_value: int = -100) -> torch.Tensor:
+        """Batched Viterbi.
+
+        Args:
+            emissions: (b, l, k).
+            mask: (b, l) bool, optional; false positions get `pad_value` and are skipped by the chain.
+
+        Returns:
+            (b, l) long tensor of best tag ids, `pad_value` where the mask is false.
+        """
+        self._check(emissions, None, mask)
+        valid = self._mask(emissions, None, mask)
+        packed_mask, order, emissions = pack_by_mask(valid, emissions.float())
+        start, end, trans = self.constrained_scores(emissions.dtype)
+        b, l, k = emissions.shape
+        score = start + emissions[:, 0]  # (b, k)
+        history = []
+        for i in range(1, l):
+            best, best_prev = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (b, k) each
+            step = best + emissions[:, i]
+            keep = packed_mask[:, i : i + 1]
+            score = torch.where(keep, step, score)
+            # Past the end of a row, point each tag to itself so the back-trace passes through.
+            identity = torch.arange(k, device=emissions.device).expand(b, k)
+            history.append(torch.where(keep, best_prev, identity))
+        best_last = (score + end).argmax(dim=1)  # (b,)
+        path = [best_last]
+        for best_prev in reversed(history):
+            best_last = best_prev.gather(1, best_last.unsqueeze(1)).squeeze(1)
+            path.append(best_last)
+        packed_tags = torch.stack(path[::-1], dim=1)  # (b, l)
+        packed_tags = torch.where(packed_mask, packed_tags, torch.full_like(packed_tags, pad_value))
+        return unpack_by_order(packed_tags, order, pad_value)
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Posterior marginals p(tag_i = j | x), (b, l, k); zeros where the mask is false.
+
+        Computed as the gradient of log Z with respect to the emissions (forward-backward).
+        """
+        self._check(emissions, None, mask)
+        valid = self._mask(emissions, None, mask)
+        with torch.enable_grad():
+            leaf = emissions.detach().float().requires_grad_(True)
+            packed_mask, _, packed = pack_by_mask(valid, leaf)
+            log_z = self._log_partition(packed, packed_mask)
+            (grad,) = torch.autograd.grad(log_z.sum(), leaf)
+        return grad * valid.unsqueeze(2)

@@ -1,0 +1,399 @@
+"""(Bidirectional) Mamba encoder + linear-chain CRF for token classification.
+
+This file travels with saved checkpoints (remote code): it imports only `torch`, `transformers` and
+its siblings through relative imports.
+
+Glossary of dimensions:
+    b    batch size                 l    sequence length
+    d    hidden_size (d_model)      d_in intermediate_size = expand * d
+    n    state_size                 r    time_step_rank (rank of Δ's projection)
+    k    number of tags
+
+Layout. Parameter names follow `transformers.MambaModel` (`embeddings`, `layers.{i}.norm`,
+`layers.{i}.mixer.{in_proj,conv1d,x_proj,dt_proj,A_log,D,out_proj}`, `norm_f`), so a published
+`state-spaces/mamba-*-hf` checkpoint loads into the forward direction. With `bidirectional=True`
+each mixer adds a right-to-left direction (`conv1d_b`, `x_proj_b`, `dt_proj_b`, `A_b_log`, `D_b`)
+that shares `in_proj`, the gate and `out_proj` with the forward one (as in Vision Mamba): the
+projections, which dominate the cost on CPU, are paid once.
+
+Padding. Before the first block the real tokens of every row are packed to the front (a no-op for
+right-padded batches), so the causal convolution and scan never see padding before a real token.
+The backward direction reverses each row over its real tokens only (`reverse_index`), so a
+sentence gets the same hidden states alone or inside a padded batch, in both directions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import ModelOutput, logging
+
+from .configuration_mamba_crf import MambaCrfConfig
+from .crf import LinearChainCRF, pack_by_mask, unpack_by_order
+from .scan import selective_scan
+
+try:  # transformers >= 5: init functions that skip weights already loaded from a checkpoint
+    from transformers import initialization as init
+except ImportError:  # transformers 4.x
+    from torch.nn import init
+
+try:  # optional CUDA kernel (extra `cuda`)
+    from causal_conv1d import causal_conv1d_fn
+except ImportError:
+    causal_conv1d_fn = None
+
+logger = logging.get_logger(__name__)
+
+GENERIC_LABEL_PREFIX = "LABEL_"  # what PretrainedConfig invents when no labels are given
+
+
+def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = "silu") -> torch.Tensor:
+    """Depthwise causal convolution, plain reference. x: (b, d_in, l), weight: (d_in, w), bias: (d_in,)."""
+    width = weight.shape[1]
+    out = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
+    return F.silu(out) if activation == "silu" else out
+
+
+def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = "silu") -> torch.Tensor:
+    """Depthwise causal convolution (+ SiLU), same contract as `causal_conv1d_ref`.
+
+    On CUDA with the `causal-conv1d` package its kernel runs; elsewhere the convolution is written
+    as `w` shifted multiply-adds, which measured faster on CPU than `F.conv1d` with `groups=d_in`.
+    """
+    if causal_conv1d_fn is not None and x.is_cuda:
+        return causal_conv1d_fn(x, weight, bias, activation=activation)
+    width, length = weight.shape[1], x.shape[-1]
+    out = x * weight[:, width - 1 : width]  # tap on the current position, (b, d_in, l)
+    for shift in range(1, min(width, length + 1)):
+        tap = weight[:, width - 1 - shift : width - shift]  # (d_in, 1)
+        out = out + F.pad(x[..., : length - shift], (shift, 0)) * tap
+    if bias is not None:
+        out = out + bias.unsqueeze(-1)
+    return F.silu(out) if activation == "silu" else out
+
+
+def reverse_within_length(x: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each row of x (b, c, l) over its real tokens; `reverse_index` (b, l) or None = full flip."""
+    if reverse_index is None:
+        return x.flip(-1)
+    return x.gather(2, reverse_index.unsqueeze(1).expand_as(x))
+
+
+class MambaCrfRMSNorm(nn.Module):
+    def __init__(self, hidden_size: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+
+class SSMDirection:
+    """Names of the per-direction parameters of a mixer (forward: no suffix, backward: `_b`)."""
+
+    def __init__(self, suffix: str):
+        self.conv1d, self.x_proj, self.dt_proj = f"conv1d{suffix}", f"x_proj{suffix}", f"dt_proj{suffix}"
+        self.A_log, self.D = ("A_log", "D") if not suffix else (f"A{suffix}_log", f"D{suffix}")
+
+
+FORWARD, BACKWARD = SSMDirection(""), SSMDirection("_b")
+
+
+class MambaCrfMixer(nn.Module):
+    """Selective-SSM mixer with an optional second (right-to-left) direction."""
+
+    def __init__(self, config: MambaCrfConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.hidden_size = config.hidden_size
+        self.intermediate_size = d_in = config.intermediate_size
+        self.ssm_state_size = n = config.state_size
+        self.time_step_rank = r = config.time_step_rank
+        self.conv_kernel_size = config.conv_kernel
+        self.bidirectional = config.bidirectional
+
+        self.in_proj = nn.Linear(config.hidden_size, 2 * d_in, bias=config.use_bias)
+        self.out_proj = nn.Linear(d_in, config.hidden_size, bias=config.use_bias)
+        self.out_proj._mamba_role = "out_proj"
+        self.directions = [FORWARD, BACKWARD] if config.bidirectional else [FORWARD]
+        for names in self.directions:
+            conv = nn.Conv1d(d_in, d_in, config.conv_kernel, groups=d_in, padding=config.conv_kernel - 1, bias=config.use_conv_bias)
+            dt_proj = nn.Linear(r, d_in, bias=True)
+            dt_proj._mamba_role = "dt_proj"
+            setattr(self, names.conv1d, conv)
+            setattr(self, names.x_proj, nn.Linear(d_in, r + 2 * n, bias=False))
+            setattr(self, names.dt_proj, dt_proj)
+            setattr(self, names.A_log, nn.Parameter(torch.empty(d_in, n)))
+            setattr(self, names.D, nn.Parameter(torch.empty(d_in)))
+
+    def _ssm(self, x: torch.Tensor, names: SSMDirection) -> torch.Tensor:
+        """Conv + selective scan of one direction, in its own reading order. x: (b, d_in, l) -> (b, d_in, l)."""
+        conv = getattr(self, names.conv1d)
+        x = causal_conv1d(x, conv.weight.squeeze(1), conv.bias, activation="silu")  # (b, d_in, l)
+        x_dbl = getattr(self, names.x_proj)(x.transpose(1, 2))  # (b, l, r + 2n)
+        dt, B, C = torch.split(x_dbl, [self.time_step_rank, self.ssm_state_size, self.ssm_state_size], dim=-1)
+        dt_proj = getattr(self, names.dt_proj)
+        dt = F.linear(dt, dt_proj.weight).transpose(1, 2)  # (b, d_in, l); bias added inside the scan
+        A = -torch.exp(getattr(self, names.A_log).float())  # (d_in, n)
+        return selective_scan(
+            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), getattr(self, names.D).float(),
+            z=None, delta_bias=dt_proj.bias.float(), delta_softplus=True,
+        )  # (b, d_in, l)
+
+    def forward(self, hidden_states: torch.Tensor, reverse_index: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden_states: (b, l, d), real tokens packed to the front of each row -> (b, l, d)."""
+        projected = self.in_proj(hidden_states).transpose(1, 2)  # (b, 2 d_in, l)
+        x, gate = projected.chunk(2, dim=1)  # (b, d_in, l) each
+        y = self._ssm(x, FORWARD)
+        if self.bidirectional:
+            y_backward = self._ssm(reverse_within_length(x, reverse_index), BACKWARD)
+            y = 0.5 * (y + reverse_within_length(y_backward, reverse_index))
+        y = y * F.silu(gate)  # (b, d_in, l)
+        return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype))  # (b, l, d)
+
+
+class MambaCrfBlock(nn.Module):
+    def __init__(self, config: MambaCrfConfig, layer_idx: int):
+        super().__init__()
+        self.residual_in_fp32 = config.residual_in_fp32
+        self.norm = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.mixer = MambaCrfMixer(config, layer_idx=layer_idx)
+
+    def forward(self, hidden_states: torch.Tensor, reverse_index: torch.Tensor | None = None) -> torch.Tensor:
+        residual = hidden_states
+        hidden_states = self.mixer(self.norm(hidden_states.to(self.norm.weight.dtype)), reverse_index)
+        if self.residual_in_fp32:
+            residual = residual.to(torch.float32)
+        return residual + hidden_states
+
+
+class MambaCrfPreTrainedModel(PreTrainedModel):
+    config_class = MambaCrfConfig
+    base_model_prefix = "backbone"
+    _no_split_modules = ["MambaCrfBlock"]
+    main_input_name = "input_ids"
+
+    AUTO_MAP = {
+        "AutoConfig": "configuration_mamba_crf.MambaCrfConfig",
+        "AutoModel": "modeling_mamba_crf.MambaCrfModel",
+        "AutoModelForTokenClassification": "modeling_mamba_crf.MambaCrfForTokenClassification",
+    }
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        config = self.config
+        role = getattr(module, "_mamba_role", None)
+        if isinstance(module, nn.Linear) and role == "dt_proj":
+            dt_init_std = config.time_step_rank**-0.5 * config.time_step_scale
+            if config.time_step_init_scheme == "constant":
+                init.constant_(module.weight, dt_init_std)
+            else:
+                init.uniform_(module.weight, -dt_init_std, dt_init_std)
+            dt = torch.exp(
+                torch.rand(module.out_features, dtype=torch.float32)
+                * (math.log(config.time_step_max) - math.log(config.time_step_min))
+                + math.log(config.time_step_min)
+            ).clamp(min=config.time_step_floor)
+            inv_dt = dt + torch.log(-torch.expm1(-dt))  # inverse of softplus
+            init.copy_(module.bias, inv_dt.to(module.bias.device, module.bias.dtype))
+        elif isinstance(module, (nn.Linear, nn.Conv1d)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if role == "out_proj" and config.rescale_prenorm_residual:
+                init.copy_(module.weight, module.weight / math.sqrt(config.num_hidden_layers))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=config.initializer_range)
+        elif isinstance(module, MambaCrfRMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, MambaCrfMixer):
+            # S4D-real initialisation of A; D = 1.
+            A = torch.arange(1, module.ssm_state_size + 1, dtype=torch.float32)[None, :].expand(module.intermediate_size, -1)
+            for names in module.directions:
+                A_log = getattr(module, names.A_log)
+                init.copy_(A_log, torch.log(A).to(A_log.device, A_log.dtype))
+                init.ones_(getattr(module, names.D))
+        elif isinstance(module, LinearChainCRF):
+            for param in (module.start_transitions, module.end_transitions, module.transitions):
+                init.uniform_(param, -0.1, 0.1)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `save_pretrained` only records the saved class in `auto_map`; list all three so that
+        # AutoConfig, AutoModel and AutoModelForTokenClassification all load the folder remotely.
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class MambaCrfModel(MambaCrfPreTrainedModel):
+    """The (bidirectional) Mamba encoder: embeddings -> blocks -> final RMSNorm."""
+
+    def __init__(self, config: MambaCrfConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=None)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList([MambaCrfBlock(config, layer_idx=i) for i in range(config.num_hidden_layers)])
+        self.norm_f = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, new_embeddings):
+        self.embeddings = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        """Encode; returns `BaseModelOutput(last_hidden_state (b, l, d), hidden_states)`.
+
+        `attention_mask` (b, l) may pad on either side; padded positions come back as zeros.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden_states = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (b, l, d)
+        b, l = hidden_states.shape[:2]
+
+        order = reverse_index = mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.bool()  # (b, l)
+            lengths = mask.sum(1)  # (b,)
+            positions = torch.arange(l, device=mask.device)
+            if not bool((mask == (positions[None, :] < lengths[:, None])).all()):  # not right-padded: pack
+                _, order, hidden_states = pack_by_mask(mask, hidden_states)
+            reverse_index = torch.where(
+                positions[None, :] < lengths[:, None], lengths[:, None] - 1 - positions[None, :], positions[None, :]
+            )  # (b, l): reverses the real tokens, leaves padding in place
+
+        hidden_states = self.dropout(hidden_states)
+        all_hidden_states = () if output_hidden_states else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states = layer(hidden_states, reverse_index)
+        hidden_states = self.norm_f(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        if mask is not None:
+            if order is not None:
+                hidden_states = unpack_by_order(hidden_states, order, 0.0)
+                if output_hidden_states:
+                    all_hidden_states = tuple(unpack_by_order(h, order, 0.0) for h in all_hidden_states)
+            hidden_states = hidden_states * mask.unsqueeze(-1).to(hidden_states.dtype)
+        if not return_dict:
+            return tuple(v for v in (hidden_states, all_hidden_states) if v is not None)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+
+
+@dataclass
+class MambaCrfTokenClassifierOutput(ModelOutput):
+    """
+    Args:
+        loss: mean CRF negative log-likelihood of `labels` (when given).
+        logits: (b, l, k) emission scores (not probabilities; decode with the CRF, not argmax).
+        predictions: (b, l) Viterbi tag ids, -100 where there is no tag (padding, labels == -100).
+        hidden_states: per-layer hidden states when asked for.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    predictions: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+def _crf_labels_and_scheme(config) -> tuple[list[str], str]:
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    scheme = config.tagging_scheme
+    if scheme != "none" and all(label.startswith(GENERIC_LABEL_PREFIX) for label in labels):
+        # PretrainedConfig's placeholder names carry no scheme: constrain nothing.
+        scheme = "none"
+    return labels, scheme
+
+
+class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
+    """Mamba encoder -> dropout -> linear emissions -> CRF (NLL loss, Viterbi predictions)."""
+
+    def __init__(self, config: MambaCrfConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.backbone = MambaCrfModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        labels, scheme = _crf_labels_and_scheme(config)
+        self.crf = LinearChainCRF(config.num_labels, labels, scheme)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        return_predictions: bool | None = None,
+        **kwargs,
+    ):
+        """
+        Args:
+            input_ids: (b, l) token ids.
+            attention_mask: (b, l) 1 for real tokens.
+            labels: (b, l) gold tag ids; -100 on positions outside the CRF chain (special tokens,
+                non-first sub-words, padding).
+            return_predictions: run Viterbi; defaults to `not self.training`.
+
+        Returns:
+            `MambaCrfTokenClassifierOutput` with `loss` (given labels), `logits` (b, l, k) and
+            `predictions` (b, l) (-100 off the chain). With labels, the chain is the positions
+            whose label is not -100; without, every position of `attention_mask`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.backbone(
+            input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        emissions = self.classifier(self.dropout(outputs.last_hidden_state))  # (b, l, k)
+
+        loss = None
+        if labels is not None:
+            loss = self.crf(emissions, labels, mask=attention_mask)
+        predictions = None
+        if return_predictions if return_predictions is not None else not self.training:
+            chain = attention_mask.bool() if attention_mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool, device=emissions.device)
+            if labels is not None:
+                chain = chain & (labels != -100)
+            predictions = self.crf.decode(emissions, mask=chain)
+        if not return_dict:
+            return tuple(v for v in (loss, emissions, predictions, outputs.hidden_states) if v is not None)
+        return MambaCrfTokenClassifierOutput(loss=loss, logits=emissions, predictions=predictions, hidden_states=outputs.hidden_states)
+
+    def tag_marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """CRF posterior probability of each tag at each position, (b, l, k)."""
+        return self.crf.marginals(emissions, mask)
+
+
+__all__ = [
+    "MambaCrfModel",
+    "MambaCrfForTokenClassification",
+    "MambaCrfPreTrainedModel",
+    "MambaCrfTokenClassifierOutput",
+]

@@ -1,0 +1,214 @@
+"""The CRF against brute-force enumeration over every tag sequence on tiny inputs."""
+import itertools
+import math
+
+import pytest
+import torch
+
+from mamba_ner.crf import FORBIDDEN, LinearChainCRF, allowed_transitions
+
+BIO_LABELS = ["O", "B-X", "I-X", "B-Y", "I-Y"]
+
+
+def make_crf(labels=None, scheme="none", num_tags=None, seed=0):
+    torch.manual_seed(seed)
+    crf = LinearChainCRF(num_tags or len(labels), labels, scheme)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.uniform_(-1, 1)
+    return crf
+
+
+def path_score(crf, emissions, tags):
+    """Score of one tag path over one unmasked sequence, written out term by term."""
+    start, end, trans = crf.constrained_scores(torch.float64)
+    e = emissions.double()
+    s = start[tags[0]] + e[0, tags[0]]
+    for i in range(1, len(tags)):
+        s = s + trans[tags[i - 1], tags[i]] + e[i, tags[i]]
+    return s + end[tags[-1]]
+
+
+def brute_force(crf, emissions, length):
+    """(log Z, best path) by enumerating all k^length paths of the first `length` positions."""
+    scores = {p: path_score(crf, emissions[:length], list(p)) for p in itertools.product(range(crf.num_tags), repeat=length)}
+    log_z = torch.logsumexp(torch.stack(list(scores.values())), 0)
+    best = max(scores, key=lambda p: scores[p].item())
+    return log_z, list(best)
+
+
+@pytest.mark.parametrize("labels,scheme", [(None, "none"), (BIO_LABELS, "BIO")])
+def test_log_partition_and_viterbi_match_brute_force_with_masks(labels, scheme):
+    crf = make_crf(labels, scheme, num_tags=4 if labels is None else None)
+    k = crf.num_tags
+    torch.manual_seed(1)
+    emissions = torch.randn(3, 4, k)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    lengths = mask.sum(1).tolist()
+    log_z = crf._log_partition(emissions, mask)
+    decoded = crf.decode(emissions, mask)
+    for row, length in enumerate(lengths):
+        expected_log_z, expected_path = brute_force(crf, emissions[row], length)
+        assert log_z[row].item() == pytest.approx(expected_log_z.item(), abs=1e-4)
+        assert decoded[row, :length].tolist() == expected_path
+        assert (decoded[row, length:] == -100).all()
+
+
+def test_nll_matches_brute_force_and_gradients_flow():
+    crf = make_crf(BIO_LABELS, "BIO")
+    torch.manual_seed(2)
+    emissions = torch.randn(2, 3, 5, requires_grad=True)
+    tags = torch.tensor([[1, 2, 0], [3, 4, -100]])
+    nll = crf(emissions, tags, reduction="none")
+    for row, length in enumerate([3, 2]):
+        log_z, _ = brute_force(crf, emissions[row].detach(), length)
+        gold = path_score(crf, emissions[row].detach()[:length], tags[row, :length].tolist())
+        assert nll[row].item() == pytest.approx((log_z - gold).item(), abs=1e-4)
+    nll.mean().backward()
+    assert emissions.grad is not None and emissions.grad.abs().sum() > 0
+    assert crf.transitions.grad is not None and crf.transitions.grad.abs().sum() > 0
+    assert crf.start_transitions.grad.abs().sum() > 0 and crf.end_transitions.grad.abs().sum() > 0
+    assert emissions.grad[1, 2].abs().sum() == 0  # a -100 position gets no gradient
+
+
+def test_probabilities_sum_to_one_and_forbidden_paths_have_zero_probability():
+    crf = make_crf(BIO_LABELS, "BIO")
+    start_ok, _, trans_ok = allowed_transitions(BIO_LABELS, "BIO")
+    torch.manual_seed(3)
+    emissions = torch.randn(1, 3, 5)
+    total = 0.0
+    n_forbidden = 0
+    for path in itertools.product(range(5), repeat=3):
+        prob = math.exp(-crf(emissions, torch.tensor([path])).item())
+        allowed = start_ok[path[0]] and trans_ok[path[0]][path[1]] and trans_ok[path[1]][path[2]]
+        if allowed:
+            total += prob
+        else:
+            n_forbidden += 1
+            assert prob == 0.0, f"forbidden path {[BIO_LABELS[t] for t in path]} has probability {prob}"
+    assert total == pytest.approx(1.0, abs=1e-5)
+    assert n_forbidden > 0
+
+
+def test_bio_constraints():
+    start_ok, end_ok, trans_ok = allowed_transitions(BIO_LABELS, "BIO")
+    ix = {label: i for i, label in enumerate(BIO_LABELS)}
+    assert start_ok == [True, True, False, True, False]
+    assert all(end_ok)
+    assert not trans_ok[ix["O"]][ix["I-X"]]
+    assert not trans_ok[ix["B-X"]][ix["I-Y"]]
+    assert not trans_ok[ix["I-Y"]][ix["I-X"]]
+    assert trans_ok[ix["B-X"]][ix["I-X"]] and trans_ok[ix["I-X"]][ix["I-X"]]
+    assert trans_ok[ix["I-X"]][ix["B-Y"]] and trans_ok[ix["O"]][ix["B-X"]]
+
+
+def test_iobes_constraints():
+    labels = ["O", "B-X", "I-X", "E-X", "S-X"]
+    start_ok, end_ok, trans_ok = allowed_transitions(labels, "IOBES")
+    ix = {label: i for i, label in enumerate(labels)}
+    assert start_ok == [True, True, False, False, True]
+    assert end_ok == [True, False, False, True, True]
+    assert trans_ok[ix["B-X"]][ix["E-X"]] and trans_ok[ix["B-X"]][ix["I-X"]]
+    assert not trans_ok[ix["B-X"]][ix["O"]] and not trans_ok[ix["O"]][ix["E-X"]]
+    assert trans_ok[ix["E-X"]][ix["S-X"]] and not trans_ok[ix["S-X"]][ix["I-X"]]
+
+
+def test_viterbi_never_outputs_forbidden_transition_even_when_emissions_favour_it():
+    crf = make_crf(BIO_LABELS, "BIO")
+    emissions = torch.zeros(1, 3, 5)
+    emissions[0, :, BIO_LABELS.index("I-X")] = 50.0  # argmax would say I-X I-X I-X
+    path = crf.decode(emissions)[0].tolist()
+    assert [BIO_LABELS[t] for t in path] == ["B-X", "I-X", "I-X"]
+
+
+def test_holes_in_mask_equal_the_compacted_chain():
+    crf = make_crf(BIO_LABELS, "BIO")
+    torch.manual_seed(4)
+    emissions = torch.randn(1, 5, 5)
+    tags_with_holes = torch.tensor([[-100, 1, -100, 2, 0]])
+    compact = emissions[:, [1, 3, 4]]
+    assert crf(emissions, tags_with_holes).item() == pytest.approx(crf(compact, torch.tensor([[1, 2, 0]])).item(), abs=1e-5)
+    holes = tags_with_holes != -100
+    decoded = crf.decode(emissions, holes)
+    assert decoded[0, [0, 2]].tolist() == [-100, -100]
+    assert decoded[0, [1, 3, 4]].tolist() == crf.decode(compact)[0].tolist()
+
+
+def test_rows_without_any_tag_are_ignored_by_the_mean():
+    crf = make_crf(BIO_LABELS, "BIO")
+    emissions = torch.randn(2, 3, 5)
+    tags = torch.tensor([[1, 2, 0], [-100, -100, -100]])
+    both = crf(emissions, tags)
+    alone = crf(emissions[:1], tags[:1])
+    assert both.item() == pytest.approx(alone.item(), abs=1e-5)
+
+
+def test_marginals_match_brute_force():
+    crf = make_crf(BIO_LABELS, "BIO")
+    torch.manual_seed(5)
+    emissions = torch.randn(1, 3, 5)
+    marg = crf.marginals(emissions)
+    expected = torch.zeros(3, 5, dtype=torch.float64)
+    log_z, _ = brute_force(crf, emissions[0], 3)
+    for path in itertools.product(range(5), repeat=3):
+        p = torch.exp(path_score(crf, emissions[0], list(path)) - log_z)
+        for i, t in enumerate(path):
+            expected[i, t] += p
+    assert torch.allclose(marg[0].double(), expected, atol=1e-5)
+    assert torch.allclose(marg.sum(-1), torch.ones(1, 3), atol=1e-5)
+
+
+def test_forbidden_constant_is_large_enough():
+    assert math.exp(FORBIDDEN) == 0.0
+
+
+# ---------------------------------------------------------------- input validation, one test each
+def test_error_emissions_dim():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match="emissions must have dimension of 3, got 2"):
+        crf.decode(torch.randn(2, 3))
+
+
+def test_error_emissions_last_dim():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match="expected last dimension of emissions is 3, got 4"):
+        crf.decode(torch.randn(1, 2, 4))
+
+
+def test_error_tags_shape():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match=r"the first two dimensions of emissions and tags must match, got \(1, 2\) and \(1, 3\)"):
+        crf(torch.randn(1, 2, 3), torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_error_mask_shape():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match=r"the first two dimensions of emissions and mask must match, got \(1, 2\) and \(1, 3\)"):
+        crf.decode(torch.randn(1, 2, 3), torch.ones(1, 3, dtype=torch.bool))
+
+
+def test_error_reduction():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match="invalid reduction: foo"):
+        crf(torch.randn(1, 2, 3), torch.zeros(1, 2, dtype=torch.long), reduction="foo")
+
+
+def test_error_tag_out_of_range():
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match=r"tags must be in \[0, 3\) or -100"):
+        crf(torch.randn(1, 2, 3), torch.tensor([[0, 3]]))
+
+
+def test_error_unknown_scheme():
+    with pytest.raises(ValueError, match="unknown tagging scheme 'XYZ'"):
+        LinearChainCRF(2, ["O", "B-X"], "XYZ")
+
+
+def test_error_label_not_in_scheme():
+    with pytest.raises(ValueError, match="label 'S-X' is not valid for this tagging scheme"):
+        LinearChainCRF(2, ["O", "S-X"], "BIO")
+
+
+def test_error_label_count():
+    with pytest.raises(ValueError, match="got 2 labels for 3 tags"):
+        LinearChainCRF(3, ["O", "B-X"], "BIO")

@@ -1,0 +1,89 @@
+"""Saved checkpoints load with trust_remote_code in a process where `mamba_ner` cannot be imported."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
+
+LABELS = ["O", "B-SYMP", "I-SYMP"]
+
+LOADER = textwrap.dedent(
+    """
+    import json, sys
+    class BlockMambaNer:
+        def find_spec(self, name, path=None, target=None):
+            if name == "mamba_ner" or name.startswith("mamba_ner."):
+                raise ImportError("mamba_ner is blocked in this process")
+    sys.meta_path.insert(0, BlockMambaNer())
+    try:
+        import mamba_ner  # noqa: F401
+        raise SystemExit("mamba_ner should not be importable here")
+    except ImportError:
+        pass
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+    path = sys.argv[1]
+    ids = torch.tensor(json.loads(sys.argv[2]))
+    mask = torch.tensor(json.loads(sys.argv[3]))
+    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    tagger = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
+    encoder = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+    with torch.no_grad():
+        out = tagger(ids, attention_mask=mask)
+        hidden = encoder(ids, attention_mask=mask).last_hidden_state
+    print(json.dumps({
+        "config_class": type(config).__name__, "tagger_class": type(tagger).__name__,
+        "encoder_class": type(encoder).__name__, "module": type(tagger).__module__,
+        "logits": out.logits.tolist(), "predictions": out.predictions.tolist(), "hidden": hidden.tolist(),
+    }))
+    """
+)
+
+
+def test_remote_code_round_trip_without_the_package(tmp_path):
+    torch.manual_seed(0)
+    config = MambaCrfConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=2, state_size=4, use_bias=True,
+        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+    )
+    model = MambaCrfForTokenClassification(config).eval()
+    save_dir = tmp_path / "checkpoint"
+    model.save_pretrained(save_dir)
+
+    files = {p.name for p in save_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "modeling_mamba_crf.py", "configuration_mamba_crf.py", "crf.py", "scan.py"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pth")) for name in files)
+    auto_map = json.loads((save_dir / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_mamba_crf.MambaCrfConfig",
+        "AutoModel": "modeling_mamba_crf.MambaCrfModel",
+        "AutoModelForTokenClassification": "modeling_mamba_crf.MambaCrfForTokenClassification",
+    }
+
+    ids = torch.randint(1, 50, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    with torch.no_grad():
+        expected = model(ids, attention_mask=mask)
+        expected_hidden = model.backbone(ids, attention_mask=mask).last_hidden_state
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    script = tmp_path / "load.py"
+    script.write_text(LOADER)
+    result = subprocess.run(
+        [sys.executable, str(script), str(save_dir), json.dumps(ids.tolist()), json.dumps(mask.tolist())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["config_class"] == "MambaCrfConfig"
+    assert got["tagger_class"] == "MambaCrfForTokenClassification" and got["encoder_class"] == "MambaCrfModel"
+    assert got["module"].startswith("transformers_modules"), got["module"]
+    assert torch.allclose(torch.tensor(got["logits"]), expected.logits, atol=1e-5)
+    assert got["predictions"] == expected.predictions.tolist()
+    assert torch.allclose(torch.tensor(got["hidden"]), expected_hidden, atol=1e-5)
