@@ -1,0 +1,34 @@
+# Two commands: `make demo` (train + evaluate on the bundled sample) and `make test`.
+# Both create .venv and install the package first; torch is installed on its own line so that a
+# CPU machine gets the CPU wheel (TORCH_SPEC can name another build, e.g. a CUDA one on a GPU box).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test test-all bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) examples/run_ner.py examples/configs/sample_rocling.json
+
+test: setup
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache
