@@ -30,6 +30,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from .scan_cpu_kernel import load_cpu_kernel
+
 logger = logging.getLogger(__name__)
 
 try:  # optional CUDA kernels (pip install mamba-ner[cuda])
@@ -229,6 +231,65 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 
 # --------------------------------------------------------------------------------------------
+# Compiled CPU path (kernel source and compilation in scan_cpu_kernel.py)
+# --------------------------------------------------------------------------------------------
+_CPP_CHUNK = 64  # steps between stored states; backward recomputes the rest into a per-thread buffer
+
+
+def cpu_kernel_available():
+    """True when the C++ kernel is compiled (compiles it on the first call)."""
+    return load_cpu_kernel() is not None
+
+
+class _CppScan(torch.autograd.Function):
+    """Inputs in the compute dtype; dt is Δ after bias and softplus; D and z may be None."""
+
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, D, z):
+        ops = load_cpu_kernel()
+        u, dt, A = u.contiguous(), dt.contiguous(), A.contiguous()
+        Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, l, n)
+        D = None if D is None else D.contiguous()
+        z = None if z is None else z.contiguous()
+        save = any(ctx.needs_input_grad)
+        out, last_state, checkpoints = ops.fwd(u, dt, A, Bt, Ct, D, z, _CPP_CHUNK, save)
+        if save:
+            ctx.save_for_backward(u, dt, A, Bt, Ct, D, z, checkpoints)
+        ctx.mark_non_differentiable(last_state)
+        return out, last_state
+
+    @staticmethod
+    def backward(ctx, g, _g_last_state):
+        u, dt, A, Bt, Ct, D, z, checkpoints = ctx.saved_tensors
+        du, ddt, dA, dBt, dCt, dD, dz = load_cpu_kernel().bwd(u, dt, A, Bt, Ct, D, z, checkpoints,
+                                                               g.to(u.dtype).contiguous(), _CPP_CHUNK)
+        return (du, ddt, dA, dBt.transpose(1, 2), dCt.transpose(1, 2), None if D is None else dD,
+                None if z is None else dz)
+
+
+def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Compiled CPU path; same arguments and results as `selective_scan_ref`.
+
+    Raises RuntimeError when the kernel could not be compiled (see `cpu_kernel_available`).
+    """
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if load_cpu_kernel() is None:
+        raise RuntimeError("the C++ selective scan could not be compiled (see the logged warning)")
+    if A.shape[1] > 256:
+        raise ValueError(f"the C++ scan supports d_state <= 256, got {A.shape[1]}")
+    cdt = _compute_dtype(u)
+    dt = delta.to(cdt)
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(cdt)[:, None]
+    if delta_softplus:
+        dt = F.softplus(dt)
+    out, last_state = _CppScan.apply(u.to(cdt), dt, A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt), _to(z, cdt))
+    out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out
+
+
+# --------------------------------------------------------------------------------------------
 # Dispatch
 # --------------------------------------------------------------------------------------------
 def _requested_path():
@@ -253,4 +314,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         if _mamba_ssm_scan is None:
             raise RuntimeError(f"{SCAN_ENV_VAR}=cuda but mamba_ssm is not importable")
         return _mamba_ssm_scan(*args)
+    if path == "cpp" or (path == "auto" and u.device.type == "cpu" and cpu_kernel_available()):
+        return selective_scan_cpp(*args)
     return selective_scan_torch(*args)
