@@ -1,0 +1,144 @@
+"""The model card renders offline from a checkpoint folder, with a `model-index` the Hub can read."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import yaml
+from huggingface_hub import ModelCard, metadata_load
+from safetensors.numpy import save_file
+
+from mamba_ner.model_card import build_model_card, write_model_card
+
+CONFIG = {
+    "model_type": "mamba-crf",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "state_size": 8,
+    "expand": 2,
+    "conv_kernel": 4,
+    "vocab_size": 99,
+    "bidirectional": True,
+    "tagging_scheme": "BIO",
+    "id2label": {"0": "O", "1": "B-DISE", "2": "I-DISE", "3": "B-DRUG", "4": "I-DRUG"},
+}
+EVAL = {"eval_overall_precision": 0.8125, "eval_overall_recall": 0.7, "eval_overall_f1": 0.75207, "eval_loss": 3.2}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
+    save_file({"a": np.zeros((3, 4), dtype=np.float32), "b": np.zeros(5, dtype=np.float32)}, tmp_path / "model.safetensors")
+    return tmp_path
+
+
+def front_matter(card: ModelCard) -> dict:
+    text = str(card)
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_card_renders_offline_with_model_index(checkpoint):
+    card = build_model_card(checkpoint, EVAL, "CMeEE-V2", model_id="someone/mamba-crf-cmeee", dataset_split="test")
+    meta = front_matter(card)
+    assert meta["language"] == ["zh"]
+    assert meta["license"] == "apache-2.0"
+    assert meta["pipeline_tag"] == "token-classification"
+    assert meta["library_name"] == "transformers"
+    assert {"token-classification", "ner", "mamba", "crf", "medical"} <= set(meta["tags"])
+    [entry] = meta["model-index"]
+    assert entry["name"] == "someone/mamba-crf-cmeee"
+    [result] = entry["results"]
+    assert result["task"]["type"] == "token-classification"
+    assert result["dataset"] == {"name": "CMeEE-V2", "type": "cmeee-v2", "split": "test"}
+    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    assert metrics == {"precision": 0.8125, "recall": 0.7, "f1": 0.7521}
+    # The Hub's own parser reads the same results back.
+    parsed = ModelCard(str(card)).data
+    assert {r.metric_type for r in parsed.eval_results} == {"precision", "recall", "f1"}
+    assert all(r.task_type == "token-classification" for r in parsed.eval_results)
+
+
+def test_card_body_lists_labels_sizes_use_and_loading(checkpoint):
+    card = build_model_card(checkpoint, EVAL, "CMeEE-V2", training_summary={"learning_rate": 0.001, "seed": 42})
+    body = card.text
+    for label in ("`O`", "`B-DISE`", "`I-DISE`", "`B-DRUG`", "`I-DRUG`"):
+        assert label in body
+    assert "2 entity types: `DISE`, `DRUG`" in body
+    assert "| hidden size (`d_model`) | 32 |" in body
+    assert "| layers | 2 |" in body
+    assert "| parameters | 17 (0.00 M) |" in body  # 3*4 + 5, read from the safetensors header
+    assert "2 (left-to-right and right-to-left)" in body
+    assert "Not for clinical decisions" in body
+    assert "trust_remote_code=True" in body
+    assert "| learning_rate | 0.001 |" in body
+    assert "| Entity F1 (micro) | 0.7521 |" in body
+
+
+def test_classification_report_spelling_gives_same_scores_and_per_type_table(checkpoint):
+    report = {
+        "DISE": {"precision": 0.9, "recall": 0.8, "f1-score": 0.847, "support": 10},
+        "DRUG": {"precision": 0.5, "recall": 0.25, "f1-score": 0.333, "support": 4},
+        "micro avg": {"precision": 0.8125, "recall": 0.7, "f1-score": 0.75207, "support": 14},
+        "macro avg": {"precision": 0.7, "recall": 0.525, "f1-score": 0.59, "support": 14},
+    }
+    card = build_model_card(checkpoint, report, "CMeEE-V2")
+    [result] = front_matter(card)["model-index"][0]["results"]
+    assert {m["type"]: m["value"] for m in result["metrics"]} == {"precision": 0.8125, "recall": 0.7, "f1": 0.7521}
+    assert "| DISE | 0.9000 | 0.8000 | 0.8470 | 10 |" in card.text
+    assert "| DRUG | 0.5000 | 0.2500 | 0.3330 | 4 |" in card.text
+    assert "macro avg" not in card.text
+
+
+def test_hub_dataset_id_goes_into_datasets_and_model_index(checkpoint):
+    card = build_model_card(checkpoint, {"f1": 0.5, "precision": 0.5, "recall": 0.5}, "CMeEE-V2", dataset_id="org/cmeee")
+    meta = front_matter(card)
+    assert meta["datasets"] == ["org/cmeee"]
+    assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "org/cmeee"
+
+
+def test_no_eval_results_means_no_model_index(checkpoint):
+    card = build_model_card(checkpoint, None, "CMeEE-V2")
+    assert "model-index" not in front_matter(card)
+    assert "No evaluation results were recorded" in card.text
+
+
+def test_percentages_are_refused(checkpoint):
+    with pytest.raises(ValueError, match=r"eval_results\['f1'\] = 75.2: expected a fraction in \[0, 1\]"):
+        build_model_card(checkpoint, {"precision": 0.8, "recall": 0.7, "f1": 75.2}, "CMeEE-V2")
+
+
+def test_missing_entity_scores_are_refused(checkpoint):
+    with pytest.raises(ValueError, match=r"no entity-level recall, f1: .*got \['eval_loss', 'precision'\]"):
+        build_model_card(checkpoint, {"precision": 0.8, "eval_loss": 1.0}, "CMeEE-V2")
+
+
+def test_config_without_labels_is_refused(checkpoint):
+    (checkpoint / "config.json").write_text(json.dumps({"model_type": "mamba-crf"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config.json: no id2label"):
+        build_model_card(checkpoint, None, "CMeEE-V2")
+
+
+def test_missing_config_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"config.json: no config.json"):
+        build_model_card(tmp_path, None, "CMeEE-V2")
+
+
+def test_write_model_card_writes_readme_with_metadata(checkpoint):
+    path = write_model_card(checkpoint, EVAL, "CMeEE-V2", model_id="someone/model")
+    assert path == checkpoint / "README.md"
+    meta = metadata_load(path)
+    assert meta["pipeline_tag"] == "token-classification"
+    assert meta["model-index"][0]["name"] == "someone/model"
