@@ -1,0 +1,163 @@
+"""Shared by the column readers (ROCLING, CoNLL): raw token/tag rows -> `Sentence`, with every
+entity recorded in the `ConversionReport` (read, kept, repaired or dropped with a location)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .bio import canonical_scheme, detect_scheme, normalize_tag, repair_tags, tags_to_spans
+from .records import DataFormatError, Sentence
+from .report import ConversionReport
+
+ON_ERROR = ("raise", "skip")
+
+
+@dataclass
+class RawSentence:
+    """Tokens and tags exactly as read, with the 1-based line number of each token."""
+
+    tokens: list[str]
+    tags: list[str] | None
+    lines: list[int]
+    doc_id: str
+    index: int
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def iter_lines(path: Path, report: ConversionReport, on_error: str) -> Iterator[tuple[int, str]]:
+    """`(line_number, text)` for each line of a UTF-8 file, CRLF or LF, without the line end.
+
+    A line that is not valid UTF-8 raises `DataFormatError`, or with `on_error="skip"` is yielded
+    as `None` text after being itemised as skipped (the caller drops the sentence holding it).
+    """
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        report.note(f"{path}: UTF-8 byte-order mark removed")
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if on_error == "raise":
+                raise DataFormatError(path, number, "UTF-8 text", f"undecodable byte at column {error.start + 1}") from None
+            report.note_item("skipped", "line is not UTF-8; its sentence was skipped", f"{path}:{number}")
+            yield number, None
+
+
+def resolve_input_scheme(raw_sentences: list[RawSentence], input_scheme: str, path: Path, report: ConversionReport) -> str:
+    """`"auto"` -> detect from the file's (normalised, readable) tags; otherwise canonicalise."""
+    if input_scheme != "auto":
+        return canonical_scheme(input_scheme)
+    sequences = []
+    for raw in raw_sentences:
+        if raw.tags is None:
+            continue
+        normalized = []
+        for tag in raw.tags:
+            try:
+                normalized.append(normalize_tag(tag)[0])
+            except ValueError:
+                normalized.append("O")
+        sequences.append(normalized)
+    detected = detect_scheme(sequences)
+    report.note(f"{path}: input tag scheme detected as {detected}")
+    return detected
+
+
+def build_sentences(
+    raw_sentences: list[RawSentence],
+    path: Path,
+    report: ConversionReport,
+    *,
+    input_scheme: str,
+    scheme: str,
+    o_prefix: str,
+    on_error: str,
+    skipped: set[int] = frozenset(),
+) -> list[Sentence]:
+    """Repair and re-encode each raw sentence's tags; record every entity in `report`.
+
+    `skipped` holds indices (into `raw_sentences`) of sentences that had an unreadable line (the
+    reader itemised that line as skipped): their entities are counted as read and dropped.
+    """
+    input_scheme = resolve_input_scheme(raw_sentences, input_scheme, path, report)
+    scheme = canonical_scheme(scheme)
+    sentences = []
+    for position, raw in enumerate(raw_sentences):
+        where = f"{path}:{raw.lines[0]}" if raw.lines else str(path)
+        if raw.tags is None:
+            if position in skipped:  # the bad line is itemised already
+                continue
+            sentences.append(Sentence(list(raw.tokens), None, raw.doc_id, raw.index, None, where))
+            report.counts["tokens"] += len(raw.tokens)
+            continue
+        try:
+            repair = repair_tags(raw.tags, input_scheme, scheme, o_prefix)
+        except ValueError as error:
+            bad = _first_unreadable(raw.tags, o_prefix)
+            if on_error == "raise":
+                raise DataFormatError(path, raw.lines[bad], "a tag 'O' or B-/I-/M-/E-/S- followed by a type", raw.tags[bad]) from error
+            report.note_item("skipped", "sentence with an unreadable tag", f"{path}:{raw.lines[bad]}", raw.tags[bad])
+            _drop_all(raw, path, o_prefix, report, "sentence skipped: unreadable tag")
+            continue
+        if position in skipped:  # the bad line is itemised already; its entities are dropped
+            for start, _, entity_type in repair.spans:
+                report.entity_read(entity_type)
+                report.entity_dropped(entity_type, "sentence skipped: unreadable line", f"{path}:{raw.lines[start]}")
+            continue
+        _record_entities(raw, repair, path, input_scheme, report)
+        sentences.append(Sentence(list(raw.tokens), repair.tags, raw.doc_id, raw.index, None, where))
+        report.counts["tokens"] += len(raw.tokens)
+    report.counts["sentences"] += len(sentences)
+    return sentences
+
+
+def _record_entities(raw: RawSentence, repair, path: Path, input_scheme: str, report: ConversionReport) -> None:
+    repaired = set(repair.repaired_spans)
+    for index, (start, end, entity_type) in enumerate(repair.spans):
+        report.entity_read(entity_type)
+        report.entity_kept(entity_type)
+        if index in repaired:
+            problems = [p for p in repair.problems if start <= p.position < end]
+            reasons = sorted({_REASONS[p.kind].format(scheme=input_scheme) for p in problems})
+            detail = "; ".join(f"line {raw.lines[p.position]}: {p.message}" for p in problems)
+            report.entity_repaired(entity_type, "; ".join(reasons), f"{path}:{raw.lines[start]}", detail)
+    inside = {p for s, e, _ in repair.spans for p in range(s, e)}
+    for problem in repair.problems:
+        if problem.position not in inside:
+            report.note_item("warning", "tag outside any entity normalised", f"{path}:{raw.lines[problem.position]}", problem.message)
+
+
+_REASONS = {
+    "spelling": "malformed tag normalised (e.g. i-X -> I-X, O-X -> I-X)",
+    "scheme": "{scheme} violation repaired (e.g. I-X after O read as B-X)",
+}
+
+
+def _first_unreadable(tags: list[str], o_prefix: str) -> int:
+    for position, tag in enumerate(tags):
+        try:
+            normalize_tag(tag, o_prefix)
+        except ValueError:
+            return position
+    return 0
+
+
+def _drop_all(raw: RawSentence, path: Path, o_prefix: str, report: ConversionReport, reason: str) -> None:
+    """Count the readable entities of a skipped sentence as read and dropped."""
+    readable = []
+    for tag in raw.tags or []:
+        try:
+            readable.append(normalize_tag(tag, o_prefix)[0])
+        except ValueError:
+            readable.append("O")
+    for start, _, entity_type in tags_to_spans(readable):
+        report.entity_read(entity_type)
+        report.entity_dropped(entity_type, reason, f"{path}:{raw.lines[start]}")
