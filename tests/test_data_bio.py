@@ -82,6 +82,15 @@ def test_normalize_tag(tag, fixed):
     assert result == fixed and problem
 
 
+def test_repair_o_prefix_auto_uses_context():
+    assert repair_tags(["B-S", "O-S", "I-S"]).tags == ["B-S", "I-S", "I-S"]
+    assert repair_tags(["O", "O-S", "O"]).tags == ["O", "O", "O"]
+    assert repair_tags(["B-T", "O-S"]).tags == ["B-T", "O"]
+    assert repair_tags(["O", "O-S", "O"], o_prefix="inside").tags == ["O", "B-S", "O"]
+    with pytest.raises(ValueError, match="o_prefix must be one of"):
+        repair_tags(["O"], o_prefix="maybe")
+
+
 def test_normalize_tag_o_prefix_outside_and_errors():
     assert normalize_tag("O-SYMP", o_prefix="outside")[0] == "O"
     assert normalize_tag("B-X") == ("B-X", None)

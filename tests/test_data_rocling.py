@@ -30,21 +30,31 @@ def test_basic_lf(rocling_dir):
 def test_crlf_whitespace_separators_and_malformed_tags(rocling_dir):
     path = rocling_dir / "quirks_crlf_space_separator.txt"
     sentences, report = read_rocling(path)
-    assert [s.text for s in sentences] == ["大便帶血三天", "胃經常抽痛", "服用鐵劑", "發育早期"]
+    assert [s.text for s in sentences] == ["大便帶血三天", "胃經常抽痛", "服用鐵劑", "發育早期", "經由肝臟"]
     assert sentences[0].tags == ["B-BODY", "I-BODY", "B-SYMP", "I-SYMP", "O", "O"]
-    assert sentences[1].tags == ["B-BODY", "B-SYMP", "I-SYMP", "I-SYMP", "I-SYMP"]
+    assert sentences[1].tags == ["B-BODY", "B-SYMP", "I-SYMP", "I-SYMP", "I-SYMP"]  # O-SYMP inside a symptom
     assert sentences[2].tags == ["O", "O", "B-CHEM", "I-CHEM"]
     assert sentences[3].tags == ["O", "O", "B-TIME", "I-TIME"]
+    assert sentences[4].tags == ["O", "O", "B-BODY", "I-BODY"]  # O-SYMP between O's (as in ROCLING 2022)
     report.check()
-    assert report.totals == {"read": 6, "kept": 6, "dropped": 0, "repaired": 4, "merged": 0}
+    assert report.totals == {"read": 7, "kept": 7, "dropped": 0, "repaired": 4, "merged": 0}
     locations = sorted(item.location.rsplit(":", 1)[1] for item in report.items_for("repaired"))
     assert locations == ["16", "21", "3", "9"]  # where each repaired entity starts
     assert any("O-SYMP" in item.detail for item in report.items_for("repaired"))
+    (warning,) = report.items_for("warning")
+    assert warning.location.endswith(":24") and "O-SYMP" in warning.detail
 
 
-def test_o_prefix_outside_splits_the_entity(rocling_dir):
-    sentences, report = read_rocling(rocling_dir / "quirks_crlf_space_separator.txt", o_prefix="outside")
-    assert sentences[1].tags == ["B-BODY", "B-SYMP", "O", "B-SYMP", "I-SYMP"]
+@pytest.mark.parametrize(
+    "o_prefix, second, fifth",
+    [
+        ("inside", ["B-BODY", "B-SYMP", "I-SYMP", "I-SYMP", "I-SYMP"], ["B-SYMP", "O", "B-BODY", "I-BODY"]),
+        ("outside", ["B-BODY", "B-SYMP", "O", "B-SYMP", "I-SYMP"], ["O", "O", "B-BODY", "I-BODY"]),
+    ],
+)
+def test_o_prefix_policies(rocling_dir, o_prefix, second, fifth):
+    sentences, report = read_rocling(rocling_dir / "quirks_crlf_space_separator.txt", o_prefix=o_prefix)
+    assert sentences[1].tags == second and sentences[4].tags == fifth
     report.check()
 
 
@@ -102,7 +112,7 @@ def test_read_files_dispatch_and_input_not_mutated(rocling_dir):
     paths = [rocling_dir / "basic_lf.txt", rocling_dir / "quirks_crlf_space_separator.txt"]
     copy = list(paths)
     sentences, report = read_files("rocling", paths)
-    assert paths == copy and len(sentences) == 7
+    assert paths == copy and len(sentences) == 8
     assert {s.doc_id for s in sentences} == {"basic_lf", "quirks_crlf_space_separator"}
     with pytest.raises(ValueError, match="unknown format"):
         read_files("xml", paths)

@@ -27,9 +27,11 @@ Span = tuple[int, int, str]
 SCHEMES = ("IOB1", "IOB2", "IOBES", "BMES")
 _SCHEME_ALIASES = {"BIO": "IOB2", "IOB": "IOB2", "BIOES": "IOBES", "IOBES": "IOBES", "IOB1": "IOB1", "IOB2": "IOB2", "BMES": "BMES"}
 OVERLAP_POLICIES = ("longest", "earliest", "error")
+O_PREFIX_POLICIES = ("auto", "inside", "outside")
 
 _TAG = re.compile(r"^([BIMES])-(.+)$")
 _LOOSE_TAG = re.compile(r"^([A-Za-z])[-_](.+)$")
+_O_PREFIXED = re.compile(r"^[Oo][-_].+$")
 
 
 def canonical_scheme(scheme: str) -> str:
@@ -164,7 +166,8 @@ def normalize_tag(tag: str, o_prefix: str = "inside") -> tuple[str, str | None]:
     """Normalise one tag's spelling. Returns `(tag, problem)`, `problem` is `None` when unchanged.
 
     `i-CHEM` -> `I-CHEM`; `B_CHEM` -> `B-CHEM`; `o` -> `O`; `O-SYMP` -> `I-SYMP` (or `O` with
-    `o_prefix="outside"`); an unknown one-letter prefix (`T-TIME`) -> `I-TIME`; a bare type
+    `o_prefix="outside"`; `"auto"` is decided from the context by `repair_tags`); an unknown
+    one-letter prefix (`T-TIME`) -> `I-TIME`; a bare type
     (`CHEM`, as in IO tagging) -> `I-CHEM`. `I-` forms are then decoded leniently (continue a
     same-type entity, else start one).
 
@@ -194,7 +197,7 @@ def normalize_tag(tag: str, o_prefix: str = "inside") -> tuple[str, str | None]:
     return fixed, f"'{tag}' read as '{fixed}'"
 
 
-def validate_tags(tags: Sequence[str], scheme: str = "IOB2", o_prefix: str = "inside") -> list[TagProblem]:
+def validate_tags(tags: Sequence[str], scheme: str = "IOB2", o_prefix: str = "auto") -> list[TagProblem]:
     """Every malformed tag and every scheme violation (e.g. an orphan `I-X` in IOB2), by position."""
     return repair_tags(tags, scheme, o_prefix=o_prefix).problems
 
@@ -216,7 +219,7 @@ class Repair:
     repaired_spans: list[int] = field(default_factory=list)
 
 
-def repair_tags(tags: Sequence[str], scheme: str = "IOB2", target: str | None = None, o_prefix: str = "inside") -> Repair:
+def repair_tags(tags: Sequence[str], scheme: str = "IOB2", target: str | None = None, o_prefix: str = "auto") -> Repair:
     """Normalise, decode leniently and re-encode tags; report what differed from `scheme`.
 
     Args:
@@ -224,19 +227,27 @@ def repair_tags(tags: Sequence[str], scheme: str = "IOB2", target: str | None = 
         scheme (`str`): the scheme the input claims to use; positions whose tag differs from the
             canonical encoding in that scheme are problems (an orphan `I-X` in IOB2 but not in IOB1).
         target (`str`, *optional*): scheme of the returned tags, defaults to `scheme`.
-        o_prefix (`str`): `"inside"` reads `O-X` as `I-X`, `"outside"` as `O`.
+        o_prefix (`str`): how to read `O-X`: `"auto"` (default) as `I-X` where it follows a `B-X`/`I-X`
+            (a slip inside an entity) and as `O` elsewhere; `"inside"` always as `I-X`; `"outside"`
+            always as `O`.
 
     Raises:
         `ValueError` for a tag that cannot be read (see `normalize_tag`), naming its position.
     """
     scheme = canonical_scheme(scheme)
     target = canonical_scheme(target or scheme)
+    if o_prefix not in O_PREFIX_POLICIES:
+        raise ValueError(f"o_prefix must be one of {O_PREFIX_POLICIES}, got {o_prefix!r}")
     normalized, problems = [], []
     for position, tag in enumerate(tags):
         try:
             fixed, problem = normalize_tag(tag, o_prefix)
         except ValueError as error:
             raise ValueError(f"position {position}: {error}") from None
+        if o_prefix == "auto" and problem and _O_PREFIXED.match(tag.strip()):
+            previous = normalized[-1] if normalized else "O"
+            if previous == "O" or previous[0] not in "BIM" or previous[2:] != fixed[2:]:
+                fixed, problem = "O", f"'{tag}' outside an entity of its type, read as 'O'"
         normalized.append(fixed)
         if problem:
             problems.append(TagProblem(position, tag, problem, fixed))

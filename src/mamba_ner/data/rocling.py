@@ -32,7 +32,7 @@ def read_rocling(
     scheme: str = "IOB2",
     input_scheme: str = "IOB2",
     has_tags: bool | None = None,
-    o_prefix: str = "inside",
+    o_prefix: str = "auto",
     on_error: str = "raise",
 ) -> tuple[list[Sentence], ConversionReport]:
     """Read character-per-line or HealthNER JSON-lines files.
@@ -43,7 +43,8 @@ def read_rocling(
         input_scheme (`str`): scheme the files use (`IOB2`; `"auto"` detects it per file).
         has_tags (`bool`, *optional*): whether lines carry a tag column; by default decided per
             file by its first non-blank line (1 column: no tags, 2: tags).
-        o_prefix (`str`): read `O-X` as `I-X` (`"inside"`, default) or as `O` (`"outside"`).
+        o_prefix (`str`): read `O-X` as `I-X` after a same-type `B-`/`I-` and as `O` elsewhere
+            (`"auto"`, default), always as `I-X` (`"inside"`) or always as `O` (`"outside"`).
         on_error (`str`): `"raise"` (default) raises `DataFormatError` at the first malformed line;
             `"skip"` drops the sentence holding it and itemises it in the report.
 
