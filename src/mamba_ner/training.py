@@ -1,0 +1,281 @@
+"""Train and evaluate a `MambaCrfForTokenClassification` with the Hugging Face `Trainer`.
+
+`examples/run_ner.py` and `mamba-ner train` are thin wrappers around `main()`. The steps follow
+`transformers`' `run_ner.py`: parse arguments (command line or one JSON file), load the data,
+build or load the tokenizer, build or load the model, tokenize and align labels, train, evaluate,
+then write the metrics (JSON), a per-type table, pictures and a model card next to the checkpoint.
+
+The loss is the CRF negative log-likelihood returned by the model; evaluation scores the model's
+Viterbi `predictions` (its config drops the emissions at inference), never an argmax.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import transformers
+from datasets import DatasetDict, load_from_disk
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from .configuration_mamba_crf import MambaCrfConfig
+from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
+from .modeling_mamba_crf import MambaCrfForTokenClassification
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A mamba-ner checkpoint, or a Mamba LM checkpoint (e.g. state-spaces/mamba-130m-hf) to use "
+                  "as backbone. Empty: a new model from the size options below."},
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer path; default: built from the training text"})
+    tokenizer_kind: str = field(default="auto", metadata={"help": "Tokenizer built from text: char, wordpiece or auto"})
+    tokenizer_vocab_size: int = field(default=30000, metadata={"help": "Maximum vocabulary of a built tokenizer"})
+    hidden_size: int = field(default=256, metadata={"help": "Width of a new model"})
+    num_hidden_layers: int = field(default=4, metadata={"help": "Mamba blocks of a new model"})
+    state_size: int = field(default=16, metadata={"help": "SSM state size of a new model"})
+    expand: int = field(default=2, metadata={"help": "intermediate_size = expand * hidden_size"})
+    bidirectional: bool = field(default=True, metadata={"help": "Add a right-to-left scan in every block"})
+    tagging_scheme: str = field(default="BIO", metadata={"help": "CRF constraints: BIO, IOBES or none"})
+    hidden_dropout_prob: float = field(default=0.1, metadata={"help": "Dropout on the embeddings"})
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the emission layer"})
+
+
+@dataclass
+class DataArguments:
+    data_format: str | None = field(default=None, metadata={"help": "rocling, brat, conll, or dataset (a saved DatasetDict)"})
+    train_files: list[str] = field(default_factory=list, metadata={"help": "Training files/folders"})
+    validation_files: list[str] = field(default_factory=list, metadata={"help": "Validation files/folders"})
+    test_files: list[str] = field(default_factory=list, metadata={"help": "Test files/folders"})
+    dataset_path: str | None = field(default=None, metadata={"help": "A DatasetDict saved with save_to_disk"})
+    protocol: str | None = field(default=None, metadata={"help": "A benchmark protocol: healthner, rocling22, ruijin, conll03"})
+    data_dir: str = field(default="../shared/data", metadata={"help": "Where the protocols' data lives"})
+    validation_split_ratio: float = field(default=0.1, metadata={"help": "Share of train held out when no validation files"})
+    split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation split"})
+    conll_token_column: int = field(default=0, metadata={"help": "CoNLL token column"})
+    conll_tag_column: int = field(default=-1, metadata={"help": "CoNLL tag column"})
+    conll_scheme: str = field(default="auto", metadata={"help": "Tag scheme of CoNLL input: auto, IOB1, IOB2, IOBES, BMES"})
+    brat_sentences: bool = field(default=True, metadata={"help": "Split brat documents into sentences (else whole documents)"})
+    max_length: int | None = field(default=None, metadata={"help": "Truncate to this many tokens (default: no limit)"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation/test examples"})
+    label_all_subwords: bool = field(default=False, metadata={"help": "Label every sub-word instead of the first only"})
+
+
+@dataclass
+class RunArguments:
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement"})
+    make_plots: bool = field(default=True, metadata={"help": "Save loss/F1 curves, per-type F1 bars and a confusion matrix"})
+    model_card_dataset: str | None = field(default=None, metadata={"help": "Dataset name for the model card"})
+    language: str = field(default="zh", metadata={"help": "Language code(s) for the model card, comma-separated"})
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+# ----------------------------------------------------------------------------------- data
+def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
+    """A DatasetDict with `train` (and `validation`, `test` when available): tokens + ner_tags."""
+    from .data import build_dataset_dict, read_files, split_sentences
+
+    if data_args.protocol:
+        from .data.protocols import load_protocol
+
+        dataset, report = load_protocol(data_args.protocol, data_args.data_dir)
+        logger.info("protocol %s:\n%s", data_args.protocol, report.summary())
+        return dataset
+    if data_args.data_format == "dataset" or data_args.dataset_path:
+        return load_from_disk(data_args.dataset_path)
+    if not data_args.train_files:
+        raise ValueError("give --train_files (with --data_format), --dataset_path or --protocol")
+    options = {}
+    if data_args.data_format == "conll":
+        options = {"token_column": data_args.conll_token_column, "tag_column": data_args.conll_tag_column,
+                   "input_scheme": data_args.conll_scheme}
+    elif data_args.data_format == "brat":
+        options = {"split_sentences": data_args.brat_sentences}
+    splits = {}
+    for split, files in (("train", data_args.train_files), ("validation", data_args.validation_files),
+                         ("test", data_args.test_files)):
+        if files:
+            sentences, report = read_files(data_args.data_format, files, **options)
+            logger.info("%s (%s):\n%s", split, ", ".join(files), report.summary())
+            splits[split] = sentences
+    if "validation" not in splits and data_args.validation_split_ratio > 0:
+        splits["train"], splits["validation"] = split_sentences(
+            splits["train"], ratio=data_args.validation_split_ratio, seed=data_args.split_seed)
+    return build_dataset_dict(splits)
+
+
+def get_tokenizer(model_args: ModelArguments, raw: DatasetDict):
+    if model_args.tokenizer_name:
+        return AutoTokenizer.from_pretrained(model_args.tokenizer_name)
+    if model_args.model_name_or_path and Path(model_args.model_name_or_path, "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    from .tokenization import build_tokenizer
+
+    return build_tokenizer(raw["train"]["tokens"], kind=model_args.tokenizer_kind, vocab_size=model_args.tokenizer_vocab_size)
+
+
+def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
+    id2label = dict(enumerate(label_list))
+    label2id = {label: i for i, label in id2label.items()}
+    if model_args.model_name_or_path:
+        model, info = MambaCrfForTokenClassification.from_pretrained(
+            model_args.model_name_or_path, num_labels=len(label_list), id2label=id2label, label2id=label2id,
+            tagging_scheme=model_args.tagging_scheme, output_loading_info=True)
+        if info["missing_keys"]:
+            logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
+        if model.config.vocab_size < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        return model
+    config = MambaCrfConfig(
+        vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
+        state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
+        tagging_scheme=model_args.tagging_scheme, hidden_dropout_prob=model_args.hidden_dropout_prob,
+        classifier_dropout=model_args.classifier_dropout, pad_token_id=tokenizer.pad_token_id,
+        id2label=id2label, label2id=label2id,
+    )
+    return MambaCrfForTokenClassification(config)
+
+
+# ----------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    # 1. Arguments and logging
+    model_args, data_args, training_args, run_args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if training_args.should_log else logging.WARN)
+    transformers.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+    output_dir = Path(training_args.output_dir)
+
+    # 2. Data
+    raw = load_raw_datasets(data_args)
+    if data_args.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
+    if data_args.max_eval_samples:
+        for split in ("validation", "test"):
+            if split in raw:
+                raw[split] = raw[split].select(range(min(data_args.max_eval_samples, len(raw[split]))))
+    label_list = raw["train"].features["ner_tags"].feature.names
+    logger.info("splits: %s; %d labels: %s", {k: len(v) for k, v in raw.items()}, len(label_list), label_list)
+
+    # 3. Tokenizer and model
+    tokenizer = get_tokenizer(model_args, raw)
+    model = get_model(model_args, label_list, tokenizer)
+    logger.info("model: %.2fM parameters, bidirectional=%s", model.num_parameters() / 1e6, model.config.bidirectional)
+
+    # 4. Tokenize and align labels with word_ids()
+    from .tokenization import tokenize_and_align_labels
+
+    def align(batch):
+        return tokenize_and_align_labels(batch, tokenizer, max_length=data_args.max_length,
+                                         label_all_subwords=data_args.label_all_subwords)
+
+    with training_args.main_process_first(desc="tokenizing"):
+        features = raw.map(align, batched=True, remove_columns=raw["train"].column_names, desc="tokenize and align labels")
+
+    # 5. Trainer
+    callbacks = []
+    if run_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=run_args.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=features["train"] if training_args.do_train else None,
+        eval_dataset=features.get("validation"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
+        compute_metrics=build_compute_metrics(model.config.id2label),
+        callbacks=callbacks,
+    )
+
+    # 6. Train (resuming when asked or when the output folder holds a checkpoint)
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint is None and output_dir.is_dir() and not training_args.overwrite_output_dir:
+            checkpoint = get_last_checkpoint(str(output_dir))
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        tokenizer.save_pretrained(output_dir)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+
+    # 7. Evaluate on validation and test: metrics JSON, table, pictures
+    all_scores = {}
+    for split in ("validation", "test"):
+        if split not in features or not (training_args.do_eval or training_args.do_predict):
+            continue
+        prediction = trainer.predict(features[split], metric_key_prefix=split)
+        y_true, y_pred = decode_predictions(prediction.predictions, prediction.label_ids, model.config.id2label)
+        scores = score_all(y_true, y_pred)
+        all_scores[split] = scores
+        if trainer.is_world_process_zero():
+            save_metrics_json(scores, output_dir / f"{split}_scores.json")
+            print(f"\n=== {split} ({len(y_true)} sentences) ===\n{format_report(scores)}")
+            if run_args.make_plots:
+                from .plotting import save_all_plots
+
+                plot_dir = output_dir / "plots" / split
+                save_all_plots(trainer.state.log_history, scores, y_true, y_pred, label_list, plot_dir)
+        trainer.log_metrics(split, prediction.metrics)
+        trainer.save_metrics(split, prediction.metrics)
+
+    # 8. Model card and summary
+    if trainer.is_world_process_zero() and training_args.do_train:
+        _write_card(output_dir, all_scores, data_args, run_args, training_args)
+        summary = {split: {"f1": s["entity"]["f1"], "precision": s["entity"]["precision"], "recall": s["entity"]["recall"],
+                           "strict_f1": s["entity_strict"]["f1"], "token_micro_f1": s["token"]["micro_f1"],
+                           "token_macro_f1": s["token"]["macro_f1"]} for split, s in all_scores.items()}
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        print("\nentity-level scores (seqeval, default mode):")
+        for split, s in summary.items():
+            print(f"  {split:<10} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  (strict F1 {s['strict_f1']:.4f})")
+        print(f"checkpoint: {output_dir.resolve()}")
+        if run_args.make_plots:
+            print(f"pictures:   {(output_dir / 'plots').resolve()}")
+    return 0
+
+
+def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, training_args) -> None:
+    try:
+        from .model_card import write_model_card
+    except ImportError:  # the model card module is optional for training
+        return
+    split = "test" if "test" in all_scores else "validation"
+    eval_results = all_scores.get(split, {}).get("entity")
+    dataset = run_args.model_card_dataset or data_args.protocol or "custom"
+    training_summary = {k: v for k, v in asdict(training_args).items()
+                        if k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed",
+                                 "weight_decay", "warmup_steps", "lr_scheduler_type")}
+    try:
+        write_model_card(output_dir, eval_results=eval_results, dataset_name=dataset, eval_split=split,
+                         language=run_args.language.split(","), training_summary=training_summary)
+    except Exception as error:  # a card must never lose a finished training run
+        logger.warning("could not write the model card: %s", error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
