@@ -126,7 +126,10 @@ def _check_columns(path: Path, number: int, n_columns: int, token_column: int, t
         if column is not None and not -n_columns <= column < n_columns:
             raise DataFormatError(path, number, f"a {name} column {column} (the first token line has {n_columns} columns)", text)
     if tag_column is not None and token_column % n_columns == tag_column % n_columns:
-        raise DataFormatError(path, number, f"different token and tag columns (both are column {token_column % n_columns})", text)
+        raise DataFormatError(
+            path, number, f"different token and tag columns (both are column {token_column % n_columns}; "
+            "use tag_column=None for unlabelled input)", text
+        )
 
 
 def write_conll(
@@ -143,7 +146,7 @@ def write_conll(
     `doc_id` changes. `scheme` re-encodes the tags (e.g. `"IOBES"`); default: as they are.
 
     Raises:
-        `ValueError` if a token is empty or contains the delimiter or whitespace.
+        `ValueError` if a token is empty, contains the delimiter or whitespace, or is `-DOCSTART-`.
     """
     path = Path(path)
     out, previous_doc = [], None
@@ -155,8 +158,8 @@ def write_conll(
         if tags is not None and scheme is not None:
             tags = convert_scheme(tags, scheme)
         for position, token in enumerate(sentence.tokens):
-            if not token or _WHITESPACE.search(token) or delimiter in token or token != token.strip():
-                raise ValueError(f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty or has whitespace")
+            if not token or _WHITESPACE.search(token) or delimiter in token or token != token.strip() or token == DOCSTART:
+                raise ValueError(f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty, has whitespace or is {DOCSTART}")
             out.append(token if tags is None else f"{token}{delimiter}{tags[position]}")
         out.append("")
     path.write_text("".join(line + newline for line in out), encoding="utf-8", newline="")

@@ -137,7 +137,7 @@ def _record_entities(raw: RawSentence, repair, path: Path, input_scheme: str, re
 
 _REASONS = {
     "spelling": "malformed tag normalised (e.g. i-X -> I-X, O-X -> I-X)",
-    "scheme": "{scheme} violation repaired (e.g. I-X after O read as B-X)",
+    "scheme": "{scheme} violation repaired (the tag was re-encoded, see detail)",
 }
 
 
