@@ -252,16 +252,16 @@ class _CppScan(torch.autograd.Function):
         D = None if D is None else D.contiguous()
         z = None if z is None else z.contiguous()
         save = any(ctx.needs_input_grad)
-        out, last_state, checkpoints = ops.fwd(u, dt, A, Bt, Ct, D, z, _CPP_CHUNK, save)
+        out, last_state, checkpoints, y = ops.fwd(u, dt, A, Bt, Ct, D, z, _CPP_CHUNK, save)  # y: before the gate
         if save:
-            ctx.save_for_backward(u, dt, A, Bt, Ct, D, z, checkpoints)
+            ctx.save_for_backward(u, dt, A, Bt, Ct, D, z, None if z is None else y, checkpoints)
         ctx.mark_non_differentiable(last_state)
         return out, last_state
 
     @staticmethod
     def backward(ctx, g, _g_last_state):
-        u, dt, A, Bt, Ct, D, z, checkpoints = ctx.saved_tensors
-        du, ddt, dA, dBt, dCt, dD, dz = load_cpu_kernel().bwd(u, dt, A, Bt, Ct, D, z, checkpoints,
+        u, dt, A, Bt, Ct, D, z, y, checkpoints = ctx.saved_tensors
+        du, ddt, dA, dBt, dCt, dD, dz = load_cpu_kernel().bwd(u, dt, A, Bt, Ct, D, z, y, checkpoints,
                                                                g.to(u.dtype).contiguous(), _CPP_CHUNK)
         return (du, ddt, dA, dBt.transpose(1, 2), dCt.transpose(1, 2), None if D is None else dD,
                 None if z is None else dz)

@@ -35,6 +35,9 @@ CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -44,7 +47,8 @@ constexpr int kMaxState = 256;
 // relative error about 1e-7; 0 below the float range, NaN propagates.
 inline float exp_(float x) {
   const float lo = -87.3365447f, hi = 88.3762626f;
-  float xc = std::min(std::max(x, lo), hi);
+  float xc = x < lo ? lo : x;  // (written so that it compiles to vmaxps / vminps, NaN kept)
+  xc = xc > hi ? hi : xc;
   float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
   float r = xc - k * 0.693359375f;
   r = r + k * 2.12194440e-4f;
@@ -66,9 +70,31 @@ inline double exp_(double x) { return std::exp(x); }
 template <typename T>
 inline T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
 
+// sum of p[0..N): a shuffle tree for the common float / d_state 16 case (an ordered scalar
+// sum otherwise costs ~30 instructions per step in the hot loops)
+template <typename T, int NT>
+inline T hsum_(const T* p, int N) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value && NT == 16) return _mm512_reduce_add_ps(_mm512_loadu_ps(p));
+#endif
+#if defined(__AVX2__)
+  if constexpr (std::is_same<T, float>::value && (NT == 8 || NT == 16)) {
+    __m256 v = _mm256_loadu_ps(p);
+    if constexpr (NT == 16) v = _mm256_add_ps(v, _mm256_loadu_ps(p + 8));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+  }
+#endif
+  T s = T(0);
+  for (int i = 0; i < N; ++i) s += p[i];
+  return s;
+}
+
 template <typename T, int NT>
 void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
-                   const at::Tensor& Ct, const T* Dp, const T* zp, T* outp, T* lastp, T* ckp, int64_t K) {
+                   const at::Tensor& Ct, const T* Dp, const T* zp, T* outp, T* lastp, T* ckp, T* ysp, int64_t K) {
   const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2);
   const int N = NT > 0 ? NT : (int)A.size(1);
   const int64_t nck = (L + K - 1) / K;
@@ -79,8 +105,7 @@ void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
   const T* Cp = Ct.data_ptr<T>();
   const int64_t grain = std::max<int64_t>(1, 32768 / (L * N));
   at::parallel_for(0, nb * nd, grain, [&](int64_t begin, int64_t end) {
-    T h[NT > 0 ? NT : kMaxState];
-    T a[NT > 0 ? NT : kMaxState];
+    T h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState], prod[NT > 0 ? NT : kMaxState];
     for (int64_t c = begin; c < end; ++c) {
       const int64_t b = c / nd, d = c % nd;
       const T* u_ = up + c * L;
@@ -97,14 +122,13 @@ void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
           const T dtt = dt_[t], dtu = dtt * u_[t];
           const T* Bs = B_ + t * N;
           const T* Cs = C_ + t * N;
-          T y = T(0);
-#pragma omp simd reduction(+ : y)
+#pragma omp simd
           for (int i = 0; i < N; ++i) {
             const T hi = exp_(dtt * a[i]) * h[i] + dtu * Bs[i];
             h[i] = hi;
-            y += hi * Cs[i];
+            prod[i] = hi * Cs[i];
           }
-          o_[t] = y;
+          o_[t] = hsum_<T, NT>(prod, N);
         }
       }
       if (Dp) {
@@ -114,6 +138,7 @@ void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
       }
       if (zp) {
         const T* z_ = zp + c * L;
+        if (ysp) std::memcpy(ysp + c * L, o_, sizeof(T) * L);  // y before the gate, for dz
 #pragma omp simd
         for (int64_t t = 0; t < L; ++t) o_[t] *= z_[t] * sigmoid_(z_[t]);
       }
@@ -124,7 +149,7 @@ void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
 
 template <typename T, int NT>
 void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
-                   const at::Tensor& Ct, const T* Dp, const T* zp, const T* ckp, const T* gp, int64_t K,
+                   const at::Tensor& Ct, const T* Dp, const T* zp, const T* ysp, const T* ckp, const T* gp, int64_t K,
                    int64_t G, T* dup, T* ddtp, T* dzp, T* dApart, T* dDpart, T* dBpart, T* dCpart) {
   const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2);
   const int N = NT > 0 ? NT : (int)A.size(1);
@@ -139,6 +164,7 @@ void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
     std::vector<T> hbuf(K * N), dabuf(K * N), ybuf(K), gybuf(K);
     T h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState];
     T dh[NT > 0 ? NT : kMaxState], dAacc[NT > 0 ? NT : kMaxState];
+    T pA[NT > 0 ? NT : kMaxState], pB[NT > 0 ? NT : kMaxState];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / G, gi = item % G;
       const int64_t d0 = gi * per_group, d1 = std::min(nd, d0 + per_group);
@@ -152,6 +178,7 @@ void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
         const T* dt_ = dtp + c * L;
         const T* g_ = gp + c * L;
         const T* z_ = zp ? zp + c * L : nullptr;
+        const T* ys_ = ysp ? ysp + c * L : nullptr;
         const T* ck_ = ckp + c * nck * N;
         T* du_ = dup + c * L;
         T* ddt_ = ddtp + c * L;
@@ -161,26 +188,40 @@ void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
         T dDacc = T(0);
         for (int64_t ck = nck - 1; ck >= 0; --ck) {
           const int64_t t0 = ck * K, kk = std::min(L, t0 + K) - t0;
-          // 1. recompute this chunk's states (and y, needed for dz)
+          // 1. recompute this chunk's states (and y for dz, unless forward kept it)
           std::memcpy(h, ck_ + ck * N, sizeof(T) * N);
-          for (int64_t j = 0; j < kk; ++j) {
+          for (int64_t j = 0; j < kk && ys_; ++j) {
             const int64_t t = t0 + j;
             const T dtt = dt_[t], dtu = dtt * u_[t];
             const T* Bs = B_ + t * N;
-            const T* Cs = C_ + t * N;
             T* hs = hbuf.data() + j * N;
             T* das = dabuf.data() + j * N;
-            T y = T(0);
-#pragma omp simd reduction(+ : y)
+#pragma omp simd
             for (int i = 0; i < N; ++i) {
               const T da = exp_(dtt * a[i]);
               const T hi = da * h[i] + dtu * Bs[i];
               h[i] = hi;
               hs[i] = hi;
               das[i] = da;
-              y += hi * Cs[i];
             }
-            ybuf[j] = y;
+          }
+          for (int64_t j = 0; j < kk && !ys_; ++j) {
+            const int64_t t = t0 + j;
+            const T dtt = dt_[t], dtu = dtt * u_[t];
+            const T* Bs = B_ + t * N;
+            const T* Cs = C_ + t * N;
+            T* hs = hbuf.data() + j * N;
+            T* das = dabuf.data() + j * N;
+#pragma omp simd
+            for (int i = 0; i < N; ++i) {
+              const T da = exp_(dtt * a[i]);
+              const T hi = da * h[i] + dtu * Bs[i];
+              h[i] = hi;
+              hs[i] = hi;
+              das[i] = da;
+              pB[i] = hi * Cs[i];
+            }
+            ybuf[j] = hsum_<T, NT>(pB, N) + Dd * u_[t];
           }
           // 2. gate and skip connection, vectorised over the chunk
           T* gy = gybuf.data();
@@ -191,7 +232,8 @@ void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
             T gg = g_[t];
             if (z_) {
               const T zz = z_[t], sz = sigmoid_(zz);
-              dz_[t] = gg * (yb[j] + Dd * u_[t]) * sz * (T(1) + zz * (T(1) - sz));
+              const T y = ys_ ? ys_[t] : yb[j];
+              dz_[t] = gg * y * sz * (T(1) + zz * (T(1) - sz));
               gg *= zz * sz;
             }
             gy[j] = gg;
@@ -209,20 +251,19 @@ void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& 
             const T* Cs = C_ + t * N;
             T* dBs = dBg + t * N;
             T* dCs = dCg + t * N;
-            T sB = T(0), sA = T(0);
-#pragma omp simd reduction(+ : sB, sA)
+#pragma omp simd
             for (int i = 0; i < N; ++i) {
               const T dht = dh[i] + gyt * Cs[i];  // gradient wrt h_t
               dCs[i] += gyt * hc[i];
-              sB += dht * Bs[i];
               const T darg = dht * hp[i] * da[i];  // gradient wrt Δ_t A
-              sA += darg * a[i];
+              pB[i] = dht * Bs[i];
+              pA[i] = darg * a[i] + ut * pB[i];
               dAacc[i] += darg * dtt;
               dBs[i] += dht * dtu;
               dh[i] = dht * da[i];
             }
-            ddt_[t] = sA + ut * sB;
-            du_[t] += dtt * sB;
+            ddt_[t] = hsum_<T, NT>(pA, N);
+            du_[t] += dtt * hsum_<T, NT>(pB, N);
           }
         }
         std::memcpy(dApart + c * N, dAacc, sizeof(T) * N);
@@ -289,7 +330,7 @@ const T* opt_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int
     default: NAME<scalar_t, 0>(__VA_ARGS__); break;                      \
   }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> scan_fwd(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
     const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
     const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z, int64_t K, bool save) {
   check(u, dt, A, Bt, Ct, K);
@@ -297,24 +338,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> scan_fwd(
   at::Tensor out = at::empty_like(u);
   at::Tensor last = at::empty({nb, nd, N}, u.options());
   at::Tensor ckpt = save ? at::empty({nb, nd, (L + K - 1) / K, N}, u.options()) : at::empty({0}, u.options());
+  const bool keep_y = save && z.has_value() && z->defined();
+  at::Tensor ysave = keep_y ? at::empty_like(u) : at::empty({0}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_fwd", [&] {
     const scalar_t* Dp = opt_ptr<scalar_t>(D, u, nd);
     const scalar_t* zp = opt_ptr<scalar_t>(z, u, u.numel());
     scalar_t* ckp = save ? ckpt.data_ptr<scalar_t>() : nullptr;
+    scalar_t* ysp = keep_y ? ysave.data_ptr<scalar_t>() : nullptr;
     if constexpr (std::is_same<scalar_t, float>::value) {
       DISPATCH_STATE(N, scan_fwd_impl, u, dt, A, Bt, Ct, Dp, zp, out.data_ptr<scalar_t>(),
-                     last.data_ptr<scalar_t>(), ckp, K)
+                     last.data_ptr<scalar_t>(), ckp, ysp, K)
     } else {
       scan_fwd_impl<scalar_t, 0>(u, dt, A, Bt, Ct, Dp, zp, out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
-                                 ckp, K);
+                                 ckp, ysp, K);
     }
   });
-  return {out, last, ckpt};
+  return {out, last, ckpt, ysave};
 }
 
 std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
                                  const at::Tensor& Bt, const at::Tensor& Ct, const c10::optional<at::Tensor>& D,
-                                 const c10::optional<at::Tensor>& z, const at::Tensor& ckpt, const at::Tensor& g,
+                                 const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& ysave,
+                                 const at::Tensor& ckpt, const at::Tensor& g,
                                  int64_t K) {
   check(u, dt, A, Bt, Ct, K);
   const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2), N = A.size(1);
@@ -334,13 +379,14 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
     const scalar_t* Dp = opt_ptr<scalar_t>(D, u, nd);
     const scalar_t* zp = opt_ptr<scalar_t>(z, u, u.numel());
     scalar_t* dzp = has_z ? dz.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* ysp = has_z ? opt_ptr<scalar_t>(ysave, u, u.numel()) : nullptr;
     if constexpr (std::is_same<scalar_t, float>::value) {
-      DISPATCH_STATE(N, scan_bwd_impl, u, dt, A, Bt, Ct, Dp, zp, ckpt.data_ptr<scalar_t>(),
+      DISPATCH_STATE(N, scan_bwd_impl, u, dt, A, Bt, Ct, Dp, zp, ysp, ckpt.data_ptr<scalar_t>(),
                      g.data_ptr<scalar_t>(), K, G, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dzp,
                      dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(), dBpart.data_ptr<scalar_t>(),
                      dCpart.data_ptr<scalar_t>())
     } else {
-      scan_bwd_impl<scalar_t, 0>(u, dt, A, Bt, Ct, Dp, zp, ckpt.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), K,
+      scan_bwd_impl<scalar_t, 0>(u, dt, A, Bt, Ct, Dp, zp, ysp, ckpt.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), K,
                                  G, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dzp,
                                  dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(),
                                  dBpart.data_ptr<scalar_t>(), dCpart.data_ptr<scalar_t>());
@@ -361,9 +407,9 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
 
 TORCH_LIBRARY(mamba_ner_scan, m) {
   m.def("fwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, int chunk, bool save)"
-        " -> (Tensor, Tensor, Tensor)");
-  m.def("bwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor ckpt, Tensor g,"
-        " int chunk) -> Tensor[]");
+        " -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("bwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? y, Tensor ckpt,"
+        " Tensor g, int chunk) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(mamba_ner_scan, CPU, m) {
