@@ -236,10 +236,14 @@ class LinearChainCRF(nn.Module):
     def _log_partition(self, emissions, mask):
         """log Z (b,) by the forward algorithm over packed inputs."""
         start, end, trans = self.constrained_scores(emissions.dtype)
-        alpha = start + emissions[:, 0]  # (b, k)
-        for i in range(1, emissions.shape[1]):
-            step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]  # (b, k)
-            alpha = torch.where(mask[:, i : i + 1], step, alpha)
+        # unbind, not emissions[:, i]: the backward of each index would allocate a full (b, l, k)
+        # gradient, making the backward quadratic in length.
+        steps = emissions.unbind(1)  # l tensors of (b, k)
+        keep = mask.unsqueeze(2).unbind(1)  # l tensors of (b, 1)
+        alpha = start + steps[0]  # (b, k)
+        for emission, keep_i in zip(steps[1:], keep[1:]):
+            step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emission  # (b, k)
+            alpha = torch.where(keep_i, step, alpha)
         return torch.logsumexp(alpha + end, dim=1)
 
     # ----------------------------------------------------------------- decoding
@@ -259,16 +263,16 @@ class LinearChainCRF(nn.Module):
         packed_mask, order, emissions = pack_by_mask(valid, emissions.float())
         start, end, trans = self.constrained_scores(emissions.dtype)
         b, l, k = emissions.shape
-        score = start + emissions[:, 0]  # (b, k)
+        steps = emissions.unbind(1)  # l tensors of (b, k)
+        keep = packed_mask.unsqueeze(2).unbind(1)  # l tensors of (b, 1)
+        # Past the end of a row, each tag points to itself so the back-trace passes through.
+        identity = torch.arange(k, device=emissions.device).expand(b, k)
+        score = start + steps[0]  # (b, k)
         history = []
-        for i in range(1, l):
+        for emission, keep_i in zip(steps[1:], keep[1:]):
             best, best_prev = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (b, k) each
-            step = best + emissions[:, i]
-            keep = packed_mask[:, i : i + 1]
-            score = torch.where(keep, step, score)
-            # Past the end of a row, point each tag to itself so the back-trace passes through.
-            identity = torch.arange(k, device=emissions.device).expand(b, k)
-            history.append(torch.where(keep, best_prev, identity))
+            score = torch.where(keep_i, best + emission, score)
+            history.append(torch.where(keep_i, best_prev, identity))
         best_last = (score + end).argmax(dim=1)  # (b,)
         path = [best_last]
         for best_prev in reversed(history):
