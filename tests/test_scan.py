@@ -1,0 +1,229 @@
+"""The fast selective-scan paths against the plain reference: outputs, last state, every gradient."""
+import logging
+
+import pytest
+import torch
+
+from mamba_ner import scan as scan_module
+from mamba_ner import scan_cpu_kernel
+from mamba_ner.scan import (
+    cpu_kernel_available,
+    selective_scan,
+    selective_scan_cpp,
+    selective_scan_ref,
+    selective_scan_torch,
+)
+
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(b, d, l, n, dtype=torch.float32, D=True, z=True, delta_bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+
+    inputs = dict(u=rand(b, d, l), delta=rand(b, d, l, scale=0.5),
+                  A=(-torch.rand(d, n, generator=g, dtype=torch.float64) * 2 - 0.1).to(dtype).requires_grad_(),
+                  B=rand(b, n, l), C=rand(b, n, l),
+                  D=rand(d) if D else None, z=rand(b, d, l) if z else None,
+                  delta_bias=rand(d, scale=0.2) if delta_bias else None)
+    return inputs
+
+
+def run(fn, inputs, grad_out, delta_softplus):
+    out, last_state = fn(**inputs, delta_softplus=delta_softplus, return_last_state=True)
+    names = [k for k in NAMES if inputs[k] is not None]
+    grads = torch.autograd.grad(out, [inputs[k] for k in names], grad_out)
+    return out, last_state, dict(zip(names, grads))
+
+
+def assert_close(actual, expected, rtol, atol, what):
+    scale = expected.detach().abs().max().item() + 1e-6
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol * scale, msg=lambda m: f"{what}: {m}")
+
+
+@pytest.fixture(params=["torch", "cpp"])
+def fast_scan(request):
+    if request.param == "cpp":
+        if not cpu_kernel_available():
+            pytest.skip("the C++ kernel could not be compiled here")
+        return selective_scan_cpp
+    return selective_scan_torch
+
+
+@pytest.fixture
+def small_torch_chunks(monkeypatch):
+    """Make the torch path use chunks of 16 steps, so that chunk boundaries are crossed."""
+    monkeypatch.setattr(scan_module, "_CHUNK_ELEMENTS", 1)
+
+
+SHAPES = [(1, 3, 1, 4), (2, 5, 7, 3), (3, 4, 33, 16), (2, 6, 131, 8), (1, 2, 200, 5)]
+OPTIONS = [  # D, z, delta_bias, delta_softplus
+    (True, True, True, True),
+    (False, False, False, False),
+    (True, False, True, False),
+    (False, True, False, True),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "b{}d{}l{}n{}".format(*s))
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "D{:d}z{:d}bias{:d}sp{:d}".format(*o))
+def test_fast_paths_match_reference_fp32(fast_scan, small_torch_chunks, shape, options):
+    D, z, bias, softplus = options
+    inputs = make_inputs(*shape, D=D, z=z, delta_bias=bias)
+    grad_out = torch.randn(shape[0], shape[1], shape[2], generator=torch.Generator().manual_seed(1))
+    out_ref, last_ref, grads_ref = run(selective_scan_ref, inputs, grad_out, softplus)
+    out, last, grads = run(fast_scan, inputs, grad_out, softplus)
+    assert out.dtype == torch.float32 and out.shape == out_ref.shape
+    assert last.shape == (shape[0], shape[1], shape[3])
+    assert_close(out, out_ref, 1e-5, 1e-5, "out")
+    assert_close(last, last_ref, 1e-5, 1e-5, "last_state")
+    assert grads.keys() == grads_ref.keys()
+    for name, grad in grads_ref.items():
+        assert_close(grads[name], grad, 1e-4, 1e-5, f"grad {name}")
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (2, 8, 70, 16)], ids=str)
+def test_fast_paths_match_reference_bf16(fast_scan, shape):
+    inputs = make_inputs(*shape, dtype=torch.bfloat16)
+    grad_out = torch.randn(shape[0], shape[1], shape[2], generator=torch.Generator().manual_seed(1))
+    out_ref, last_ref, grads_ref = run(selective_scan_ref, inputs, grad_out.bfloat16(), True)
+    out, last, grads = run(fast_scan, inputs, grad_out.bfloat16(), True)
+    assert out.dtype == torch.bfloat16 and last.dtype == torch.float32
+    assert_close(out, out_ref, 2e-2, 2e-2, "out")
+    assert_close(last, last_ref, 1e-3, 1e-3, "last_state")
+    for name, grad in grads_ref.items():
+        assert grads[name].dtype == torch.bfloat16
+        assert_close(grads[name], grad, 3e-2, 3e-2, f"grad {name}")
+
+
+@pytest.mark.parametrize("path", ["ref", "torch", "cpp"])
+def test_gradcheck_float64(path, small_torch_chunks):
+    if path == "cpp" and not cpu_kernel_available():
+        pytest.skip("the C++ kernel could not be compiled here")
+    fn = {"ref": selective_scan_ref, "torch": selective_scan_torch, "cpp": selective_scan_cpp}[path]
+    inputs = make_inputs(2, 3, 5, 2, dtype=torch.float64)
+    names = list(inputs)
+
+    def scan(*tensors):
+        out, last_state = fn(**dict(zip(names, tensors)), delta_softplus=True, return_last_state=True)
+        return out
+
+    assert torch.autograd.gradcheck(scan, tuple(inputs.values()), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_long_sequence_crosses_chunks_cpp():
+    if not cpu_kernel_available():
+        pytest.skip("the C++ kernel could not be compiled here")
+    shape = (2, 3, 64 * 3 + 1, 16)  # the kernel stores the state every 64 steps
+    inputs = make_inputs(*shape)
+    grad_out = torch.randn(2, 3, shape[2], generator=torch.Generator().manual_seed(1))
+    out_ref, last_ref, grads_ref = run(selective_scan_ref, inputs, grad_out, True)
+    out, last, grads = run(selective_scan_cpp, inputs, grad_out, True)
+    assert_close(out, out_ref, 1e-5, 1e-5, "out")
+    for name, grad in grads_ref.items():
+        assert_close(grads[name], grad, 1e-4, 1e-5, f"grad {name}")
+
+
+def test_padded_rows_do_not_see_their_padding(fast_scan):
+    """Real tokens come first in each row: outputs on them must not depend on what follows."""
+    lengths = [9, 4, 1]
+    inputs = make_inputs(3, 4, 9, 6)
+    out = fast_scan(**inputs, delta_softplus=True)
+    for row, length in enumerate(lengths):
+        alone = {k: (v if k in ("A", "D", "delta_bias") else v[row:row + 1, :, :length]) for k, v in inputs.items()}
+        expected = selective_scan_ref(**alone, delta_softplus=True)
+        assert_close(out[row:row + 1, :, :length], expected, 1e-5, 1e-5, f"row {row}")
+
+
+def test_cpp_is_deterministic_across_runs_and_thread_counts():
+    if not cpu_kernel_available():
+        pytest.skip("the C++ kernel could not be compiled here")
+    inputs = make_inputs(3, 40, 150, 16)
+    grad_out = torch.randn(3, 40, 150, generator=torch.Generator().manual_seed(1))
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n_threads in (threads, 1, threads):
+            torch.set_num_threads(n_threads)
+            results.append(run(selective_scan_cpp, inputs, grad_out, True))
+    finally:
+        torch.set_num_threads(threads)
+    first = results[0]
+    for other in results[1:]:
+        assert torch.equal(first[0], other[0]) and torch.equal(first[1], other[1])
+        for name in first[2]:
+            assert torch.equal(first[2][name], other[2][name]), name
+
+
+def test_env_var_forces_the_path(monkeypatch):
+    calls = []
+    for name in ("selective_scan_ref", "selective_scan_torch", "selective_scan_cpp"):
+        original = getattr(scan_module, name)
+        monkeypatch.setattr(scan_module, name,
+                            lambda *a, _n=name, _f=original, **k: calls.append(_n) or _f(*a, **k))
+    inputs = make_inputs(1, 2, 3, 2)
+    for path, expected in (("ref", "selective_scan_ref"), ("torch", "selective_scan_torch")):
+        monkeypatch.setenv("MAMBA_NER_SCAN", path)
+        calls.clear()
+        selective_scan(**inputs)
+        assert calls == [expected]
+    monkeypatch.setenv("MAMBA_NER_SCAN", "auto")
+    calls.clear()
+    selective_scan(**inputs)
+    assert calls == ["selective_scan_cpp" if cpu_kernel_available() else "selective_scan_torch"]
+    monkeypatch.setenv("MAMBA_NER_SCAN", "fast")
+    with pytest.raises(ValueError, match="MAMBA_NER_SCAN='fast'; expected one of auto, ref, torch, cpp, cuda"):
+        selective_scan(**inputs)
+
+
+def test_failed_compile_falls_back_with_one_warning(monkeypatch, caplog):
+    import torch.utils.cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    monkeypatch.setattr(scan_cpu_kernel, "_state", {"tried": False, "ops": None})
+    monkeypatch.setenv("MAMBA_NER_SCAN", "auto")
+    inputs = make_inputs(2, 3, 5, 4)
+    with caplog.at_level(logging.WARNING, logger=scan_cpu_kernel.__name__):
+        out = selective_scan(**inputs, delta_softplus=True)
+        selective_scan(**inputs, delta_softplus=True)
+    warnings = [r for r in caplog.records if "Could not compile the C++ selective scan" in r.getMessage()]
+    assert len(warnings) == 1 and "no compiler here" in warnings[0].getMessage()
+    assert_close(out, selective_scan_ref(**inputs, delta_softplus=True), 1e-5, 1e-5, "fallback out")
+    monkeypatch.setenv("MAMBA_NER_SCAN", "cpp")
+    with pytest.raises(RuntimeError, match="could not be compiled"):
+        selective_scan(**inputs)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(u=torch.zeros(2, 3)), "u must be (batch, d_inner, length)"),
+    (dict(delta=torch.zeros(2, 3, 4)), "delta must have u's shape"),
+    (dict(A=torch.zeros(4, 2)), "A must be (d_inner=3, d_state)"),
+    (dict(B=torch.zeros(2, 3, 5)), "B must be (batch, d_state, length)"),
+    (dict(D=torch.zeros(4)), "D must be (d_inner,)"),
+    (dict(z=torch.zeros(2, 3, 4)), "z must have u's shape"),
+])
+def test_bad_shapes_raise(change, message):
+    inputs = {k: (v.detach() if v is not None else None) for k, v in make_inputs(2, 3, 5, 2).items()}
+    inputs.update(change)
+    for fn in (selective_scan_ref, selective_scan_torch, selective_scan):
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            fn(**inputs)
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_matches_reference():
+    if not torch.cuda.is_available() or scan_module._mamba_ssm_scan is None:
+        pytest.skip("needs CUDA and mamba_ssm")
+    inputs = {k: v.detach().cuda().requires_grad_() for k, v in make_inputs(2, 64, 300, 16).items()}
+    grad_out = torch.randn(2, 64, 300, device="cuda")
+    out_ref, last_ref, grads_ref = run(selective_scan_ref, inputs, grad_out, True)
+    out, last, grads = run(selective_scan, inputs, grad_out, True)
+    assert_close(out, out_ref, 1e-4, 1e-4, "out")
+    assert_close(last, last_ref, 1e-4, 1e-4, "last_state")
+    for name, grad in grads_ref.items():
+        assert_close(grads[name], grad, 1e-3, 1e-3, f"grad {name}")
