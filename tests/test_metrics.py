@@ -317,3 +317,51 @@ def test_confusion_counts_by_hand():
                                [0, 0, 1, 0, 0],
                                [0, 0, 0, 2, 0],
                                [0, 0, 0, 0, 1]]
+
+
+@pytest.mark.parametrize("drop_logits", [True, False])
+def test_compute_metrics_inside_a_real_trainer(tmp_path, drop_logits):
+    # A stand-in tagger whose "Viterbi" output is its input ids, so the hand example goes through
+    # Trainer.evaluate unchanged: batches of one sentence are padded with -100 across batches.
+    from dataclasses import dataclass
+
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainingArguments
+    from transformers.modeling_outputs import ModelOutput
+
+    @dataclass
+    class Output(ModelOutput):
+        loss: torch.Tensor = None
+        logits: torch.Tensor = None
+        predictions: torch.Tensor = None
+
+    class EchoTagger(PreTrainedModel):
+        config_class = PretrainedConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.post_init()
+
+        def forward(self, input_ids, attention_mask, labels=None):
+            logits = torch.nn.functional.one_hot(input_ids, len(ID2LABEL)).float() * self.scale  # (b, l, tags)
+            predictions = input_ids.masked_fill(attention_mask == 0, -100)  # (b, l)
+            loss = (logits.sum() * 0).reshape(())
+            return Output(loss=loss, logits=logits, predictions=predictions)
+
+    config = PretrainedConfig(id2label=ID2LABEL, label2id=LABEL2ID)
+    if drop_logits:
+        config.keys_to_ignore_at_inference = ["logits"]
+    rows = [{"input_ids": torch.tensor([LABEL2ID[t] for t in pred]), "labels": torch.tensor([LABEL2ID[t] for t in gold])}
+            for gold, pred in zip(GOLD, PRED)]
+
+    def collate(batch):
+        return {"input_ids": torch.stack([b["input_ids"] for b in batch]), "labels": torch.stack([b["labels"] for b in batch]),
+                "attention_mask": torch.ones(len(batch), len(batch[0]["labels"]), dtype=torch.long)}
+
+    args = TrainingArguments(str(tmp_path), per_device_eval_batch_size=1, report_to=[], use_cpu=True)
+    trainer = Trainer(model=EchoTagger(config), args=args, eval_dataset=rows, data_collator=collate,
+                      compute_metrics=build_compute_metrics(ID2LABEL))
+    metrics = trainer.evaluate()
+    assert metrics["eval_f1"] == approx(6 / 7) and metrics["eval_strict_f1"] == approx(2 / 3)
+    assert metrics["eval_accuracy"] == 0.75

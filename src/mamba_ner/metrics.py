@@ -286,7 +286,7 @@ def build_compute_metrics(id2label: Mapping[int, str], strict_too: bool = True, 
     `predictions` output (`(batch, seq)` tag ids, alone or in a tuple; set
     `config.keys_to_ignore_at_inference = ["logits"]`) and returns a flat dict of floats:
     `precision`, `recall`, `f1` (entity micro, default mode; use `metric_for_best_model="f1"`),
-    `macro_*`, `f1_<TYPE>`, and with `strict_too` `strict_precision`/`strict_recall`/`strict_f1`/
+    `macro_*`, `f1_<TYPE>` for each type seen in the gold or predicted tags, and with `strict_too` `strict_precision`/`strict_recall`/`strict_f1`/
     `strict_macro_f1`, with `token_level` `accuracy` and `token_micro_f1`/`token_macro_*`/
     `token_weighted_f1`.
     """
