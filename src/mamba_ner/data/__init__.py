@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from .brat import read_brat, read_brat_documents, spans_from_sentences, write_brat
+from .conll import read_conll, write_conll
 from .records import DataFormatError, Document, Entity, Sentence
 from .report import ConversionReport, ReportItem
+from .rocling import read_rocling, write_rocling
 
 FORMATS = ("rocling", "brat", "conll")
 
@@ -25,28 +28,10 @@ def read_files(fmt: str, paths: Iterable[str | Path] | str | Path, **options) ->
         paths: files (brat: folders, `.txt`/`.ann` files or stems).
         **options: passed to `read_rocling`, `read_brat` or `read_conll`.
     """
-    if fmt == "rocling":
-        from .rocling import read_rocling as reader
-    elif fmt == "brat":
-        from .brat import read_brat as reader
-    elif fmt == "conll":
-        from .conll import read_conll as reader
-    else:
+    readers = {"rocling": read_rocling, "brat": read_brat, "conll": read_conll}
+    if fmt not in readers:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    return reader(paths, **options)
-
-
-def __getattr__(name):  # readers and writers, imported on first use
-    lazy = {
-        "read_rocling": "rocling", "write_rocling": "rocling",
-        "read_conll": "conll", "write_conll": "conll",
-        "read_brat": "brat", "read_brat_documents": "brat", "write_brat": "brat", "spans_from_sentences": "brat",
-    }
-    if name in lazy:
-        import importlib
-
-        return getattr(importlib.import_module(f".{lazy[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return readers[fmt](paths, **options)
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Iterable
 from .bio import convert_scheme
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
-from .tagging import RawSentence, build_sentences, check_on_error, iter_lines
+from .tagging import RawSentence, build_sentences, check_on_error, gc_paused, iter_lines
 
 DOCSTART = "-DOCSTART-"
 _WHITESPACE = re.compile(r"[ \t]+")
@@ -57,13 +57,14 @@ def read_conll(
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     report = ConversionReport()
     sentences: list[Sentence] = []
-    for path in map(Path, paths):
-        raw, skipped, n_docs = _read_file(path, token_column, tag_column, delimiter, report, on_error)
-        report.counts["files"] += 1
-        report.counts["documents"] += n_docs
-        sentences += build_sentences(
-            raw, path, report, input_scheme=input_scheme, scheme=scheme, o_prefix=o_prefix, on_error=on_error, skipped=skipped
-        )
+    with gc_paused():  # many small objects; see tagging.gc_paused
+        for path in map(Path, paths):
+            raw, skipped, n_docs = _read_file(path, token_column, tag_column, delimiter, report, on_error)
+            report.counts["files"] += 1
+            report.counts["documents"] += n_docs
+            sentences += build_sentences(
+                raw, path, report, input_scheme=input_scheme, scheme=scheme, o_prefix=o_prefix, on_error=on_error, skipped=skipped
+            )
     return sentences, report
 
 

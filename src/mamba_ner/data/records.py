@@ -52,14 +52,14 @@ class Entity:
 
     `fragments` keeps the original discontinuous pieces of a brat entity (`;`-separated); for a
     continuous entity it is `((start, end),)`. `ann_id` is the brat id (`T12`), `source` the
-    `file:line` where it was read.
+    `file:line` where it was read; neither takes part in equality (a rewrite renumbers the ids).
     """
 
     start: int
     end: int
     type: str
     fragments: tuple[tuple[int, int], ...] = ()
-    ann_id: str = ""
+    ann_id: str = field(default="", compare=False)
     source: str = field(default="", compare=False)
 
     def __post_init__(self):
