@@ -10,6 +10,7 @@ huggingface_hub HTTP client is replaced for the test by one that refuses any hos
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import re
@@ -43,8 +44,9 @@ from mamba_ner.hub import (
 from mamba_ner.model_card import write_model_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-import hub_upload  # noqa: E402  (the script at the repository root)
+_spec = importlib.util.spec_from_file_location("hub_upload", REPO_ROOT / "hub_upload.py")
+hub_upload = importlib.util.module_from_spec(_spec)  # the script at the repository root
+_spec.loader.exec_module(hub_upload)
 
 SECRET = "hf_TestSecretTokenDoNotLeak0123456789"
 ID2LABEL = {0: "O", 1: "B-DISE", 2: "I-DISE"}
@@ -220,6 +222,14 @@ BAD_FOLDERS = {
     "auto-map-to-other-repo": (
         _config(auto_map={**AUTO_MAP, "AutoModel": "someone/repo--modeling_x.Model"}),
         "auto_map['AutoModel'] = 'someone/repo--modeling_x.Model' points to code in another repository",
+    ),
+    "auto-map-not-module-class": (
+        _config(auto_map={**AUTO_MAP, "AutoModel": "MambaCrfModel"}),
+        "auto_map['AutoModel'] = 'MambaCrfModel'; expected 'module.ClassName'",
+    ),
+    "from-dot-import-module": (
+        _append_code("crf.py", "from . import scan\n"),
+        "crf.py, line 2: `from . import ...` is not copied with remote code",
     ),
     "relative-import-missing": (
         _remove("crf.py"),
@@ -480,6 +490,7 @@ def test_upload_creates_a_private_repo_and_sends_exactly_the_validated_files(
 ):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", disable_xet)  # both upload_folder code paths
     caplog.set_level("DEBUG")
+    caplog.set_level("DEBUG", logger="huggingface_hub")
     url = upload_checkpoint(
         fake_checkpoint, "someone/mamba-crf", commit_message="first model", check_reload=False
     )
@@ -506,6 +517,8 @@ def test_upload_creates_a_private_repo_and_sends_exactly_the_validated_files(
     assert all(r["authorization"] == f"Bearer {SECRET}" for r in fake_hub.requests)
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err + caplog.text
+    assert "uploaded 8 files to someone/mamba-crf" in caplog.text
+    assert any(record.name.startswith("huggingface_hub") for record in caplog.records)  # its debug logs were seen
 
 
 def test_public_flag_creates_a_public_repo(fake_checkpoint, fake_hub):

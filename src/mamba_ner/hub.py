@@ -143,28 +143,38 @@ def _refusal(name: str, path: Path) -> str | None:
     return None
 
 
-def _code_files(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> set[str]:
-    """The `.py` files named by `auto_map` entries plus their relative imports, recursively."""
-    pending: list[str] = []
+def _auto_map_modules(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> list[str]:
+    """The `.py` files that `auto_map` entries (`"module.Class"`, or `[slow, fast]` for tokenizers) name."""
+    files = []
     for source, auto_map in auto_maps.items():
         for auto_class, references in auto_map.items():
             for reference in references if isinstance(references, list) else [references]:
-                if reference is None:
+                if reference is None:  # a tokenizer without a slow (or fast) class
                     continue
-                if not isinstance(reference, str) or "." not in reference:
-                    errors.append(f"{source}: auto_map[{auto_class!r}] = {reference!r}; expected 'module.ClassName'")
-                elif "--" in reference:
+                entry = f"{source}: auto_map[{auto_class!r}] = {reference!r}"
+                module = reference.rsplit(".", 1)[0] if isinstance(reference, str) and "." in reference else None
+                if module is None or "." in module:
+                    errors.append(f"{entry}; expected 'module.ClassName' with a module file in the folder")
+                elif "--" in module:
+                    errors.append(f"{entry} points to code in another repository; only self-contained folders are uploaded")
+                elif not (folder / f"{module}.py").is_file():
                     errors.append(
-                        f"{source}: auto_map[{auto_class!r}] = {reference!r} points to code in another repository; "
-                        "only self-contained folders are uploaded"
-                    )
-                elif not (folder / f"{reference.split('.')[0]}.py").is_file():
-                    errors.append(
-                        f"{source}: auto_map[{auto_class!r}] names {reference.split('.')[0]}.py, "
-                        "which is not in the folder (save with the model registered for auto classes)"
+                        f"{source}: auto_map[{auto_class!r}] names {module}.py, which is not in the folder "
+                        "(save with the model registered for auto classes)"
                     )
                 else:
-                    pending.append(f"{reference.split('.')[0]}.py")
+                    files.append(f"{module}.py")
+    return files
+
+
+def _code_files(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> set[str]:
+    """The `.py` files named by `auto_map` entries plus their relative imports, recursively.
+
+    Relative imports are found with the rule `transformers` uses to copy remote code
+    (`from .module import name`); `from . import module`, deeper relative imports and absolute
+    imports of this package are refused, as they fail where the package is not installed.
+    """
+    pending = _auto_map_modules(folder, auto_maps, errors)
     found: set[str] = set()
     while pending:
         name = pending.pop()
@@ -177,6 +187,12 @@ def _code_files(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> 
             errors.append(f"{name}, line {error.lineno}: Python syntax error: {error.msg}")
             continue
         for node in ast.walk(tree):
+            flat = isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and "." not in node.module
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and not flat:
+                errors.append(
+                    f"{name}, line {node.lineno}: `from {'.' * node.level}{node.module or ''} import ...` is not "
+                    "copied with remote code; write `from .module import name` with a module in the folder"
+                )
             imported = (
                 [alias.name for alias in node.names] if isinstance(node, ast.Import)
                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
@@ -188,8 +204,8 @@ def _code_files(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> 
                 )
         for module in get_relative_imports(folder / name):  # the same rule transformers uses to copy files
             if "." in module:
-                errors.append(f"{name}: relative import of .{module}; remote code supports only flat modules")
-            elif not (folder / f"{module}.py").is_file():
+                continue  # `from ..x` or `from .sub.x`: reported above
+            if not (folder / f"{module}.py").is_file():
                 errors.append(f"{name}: imports .{module}, but {module}.py is not in the folder")
             else:
                 pending.append(f"{module}.py")
