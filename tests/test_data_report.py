@@ -30,7 +30,7 @@ def test_invariant_holds_and_totals():
     "breakage, message",
     [
         (lambda r: r.entity_read("B"), r"B: read 2 != kept 0 \+ dropped 1"),
-        (lambda r: r.entity_repaired("B", "x", "f:1"), "B: repaired 1 > kept 0"),
+        (lambda r: [r.entity_repaired("B", "x", "f:1") for _ in range(2)], "B: repaired 2 > read 1"),
         (lambda r: r.dropped.update({"A": 1}), "dropped: itemised"),
         (lambda r: r.counts.update({"ignored: relation line": 1}), "ignored: itemised"),
     ],
@@ -57,6 +57,15 @@ def test_update_combines_reports():
     combined = ConversionReport().update(_report()).update(_report())
     combined.check()
     assert combined.totals["read"] == 6 and len(combined.items) == 6
+
+
+def test_entity_removed_moves_kept_to_dropped():
+    report = _report()
+    report.entity_removed("A", "sentence removed: also in test", "f.txt:3")
+    report.check()
+    assert report.totals["kept"] == 1 and report.totals["dropped"] == 2
+    with pytest.raises(ValueError, match="no kept 'B' entity to remove"):
+        report.entity_removed("B", "x", "f:1")
 
 
 def test_note_item_rejects_entity_actions():

@@ -1,12 +1,13 @@
 """What a conversion did to every entity, so that nothing is lost silently.
 
 Every entity a reader finds is counted as *read*, then ends up either *kept* (present in the
-output tags) or *dropped* (with a reason and a location). Kept entities may in addition be
-*repaired* (their tags or boundaries were fixed: orphan `I-X`, `i-CHEM`, a boundary widened to a
-token edge) or *merged* (discontinuous brat fragments joined into one span). The invariant,
-checked by `ConversionReport.check()` for every entity type:
+output tags) or *dropped* (with a reason and a location). On the way an entity may be
+*repaired* (its tags or boundaries were fixed: orphan `I-X`, `i-CHEM`, a boundary widened to a
+token edge) or *merged* (discontinuous brat fragments joined into one span); a step after
+reading (removing train sentences that also occur in test) may still move a kept entity to
+dropped (`entity_removed`). The invariant, checked by `ConversionReport.check()` per type:
 
-    read == kept + dropped,   repaired <= kept,   merged <= kept,
+    read == kept + dropped,   repaired <= read,   merged <= read,
 
 and every dropped / repaired / merged entity has exactly one itemised `ReportItem` (reason +
 location), so the itemised list and the counters always agree.
@@ -77,6 +78,13 @@ class ConversionReport:
         self.merged[entity_type] += 1
         self.items.append(ReportItem("merged", reason, location, entity_type, detail))
 
+    def entity_removed(self, entity_type: str, reason: str, location: str, detail: str = "") -> None:
+        """Move an entity counted as kept to dropped (a later step removed it, e.g. a duplicate sentence)."""
+        if self.kept[entity_type] < 1:
+            raise ValueError(f"no kept {entity_type!r} entity to remove ({location})")
+        self.kept[entity_type] -= 1
+        self.entity_dropped(entity_type, reason, location, detail)
+
     def note_item(self, action: str, reason: str, location: str, detail: str = "", entity_type: str | None = None) -> None:
         """Itemise a non-entity event (`ignored`, `skipped`, `removed`, `warning`) and count it."""
         if action not in OTHER_ACTIONS:
@@ -116,8 +124,8 @@ class ConversionReport:
             if read != kept + dropped:
                 problems.append(f"{entity_type}: read {read} != kept {kept} + dropped {dropped}")
             for name in ("repaired", "merged"):
-                if getattr(self, name)[entity_type] > kept:
-                    problems.append(f"{entity_type}: {name} {getattr(self, name)[entity_type]} > kept {kept}")
+                if getattr(self, name)[entity_type] > read:
+                    problems.append(f"{entity_type}: {name} {getattr(self, name)[entity_type]} > read {read}")
         for action in ENTITY_ACTIONS:
             itemised = Counter(item.entity_type for item in self.items if item.action == action)
             if itemised != +getattr(self, action):
@@ -134,7 +142,7 @@ class ConversionReport:
         """A human-readable summary: totals, per-type table, then each reason with a few locations."""
         totals = self.totals
         lines = [
-            "entities: read {read}, kept {kept}, dropped {dropped} (repaired {repaired}, merged {merged} among kept)".format(**totals)
+            "entities: read {read}, kept {kept}, dropped {dropped} (repaired {repaired}, merged {merged})".format(**totals)
         ]
         plain_counts = {k: v for k, v in self.counts.items() if ": " not in k}
         if plain_counts:

@@ -1,0 +1,189 @@
+"""Sentences -> `datasets.DatasetDict`: label list, splits, duplicate removal.
+
+Columns of every split:
+
+    tokens          list of strings
+    ner_tags        list of ClassLabel (names = the label list; absent for unlabelled splits)
+    doc_id          string
+    sentence_index  int32, position of the sentence in its document
+    offsets         list of [start, end] character offsets, or null (formats without a text)
+    source          string, `file:line` where the sentence was read
+
+The label list is fixed once (`label_list_from`: "O" first, then each type's prefixes in scheme
+order, types sorted) and stored in the ClassLabel, so `save_to_disk`/`load_from_disk` and
+parquet keep it; `mamba-ner convert` also writes it to `labels.json`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+from .bio import canonical_scheme, split_tag, tags_to_spans
+from .records import Sentence
+from .report import ConversionReport
+from .tagging import gc_paused
+
+_PREFIXES = {"IOB2": "BI", "IOB1": "BI", "IOBES": "BIES", "BMES": "BMES"}
+
+
+def label_list_from(data, scheme: str = "IOB2") -> list[str]:
+    """The label list for everything in `data`: `["O", "B-A", "I-A", "B-B", ...]`.
+
+    Args:
+        data: sentences, tag lists, a dict of split name -> sentences, or entity type names
+            (strings without a prefix, e.g. `["BODY", "SYMP"]`).
+        scheme (`str`): decides the prefixes per type (`B I` for IOB1/IOB2, `B I E S` for
+            IOBES, `B M E S` for BMES).
+    """
+    types = set()
+    for item in _flatten(data):
+        if isinstance(item, str):
+            types.add(item)
+        elif item is not None:
+            types.update(split_tag(tag)[1] for tag in item if tag != "O")
+    return labels_for_types(sorted(types), scheme)
+
+
+def labels_for_types(types: Iterable[str], scheme: str = "IOB2") -> list[str]:
+    """`["O"]` followed by every prefix of `scheme` for each type, in the order given."""
+    prefixes = _PREFIXES[canonical_scheme(scheme)]
+    return ["O"] + [f"{prefix}-{entity_type}" for entity_type in types for prefix in prefixes]
+
+
+def _flatten(data):
+    if isinstance(data, Mapping):
+        for value in data.values():
+            yield from _flatten(value)
+        return
+    for item in data:
+        yield item.tags if isinstance(item, Sentence) else item
+
+
+def dataset_features(label_list: Sequence[str] | None) -> Features:
+    """The `Features` of a split; without a label list there is no `ner_tags` column."""
+    columns = {"tokens": List(Value("string"))}
+    if label_list is not None:
+        columns["ner_tags"] = List(ClassLabel(names=list(label_list)))
+    columns.update(
+        doc_id=Value("string"),
+        sentence_index=Value("int32"),
+        offsets=List(List(Value("int32"), length=2)),
+        source=Value("string"),
+    )
+    return Features(columns)
+
+
+def build_dataset(sentences: Sequence[Sentence], label_list: Sequence[str] | None) -> Dataset:
+    """One split. `label_list=None` is only allowed for unlabelled sentences (`tags is None`)."""
+    labelled = {sentence.tags is not None for sentence in sentences}
+    if len(labelled) > 1:
+        raise ValueError("a split mixes labelled and unlabelled sentences")
+    has_tags = labelled == {True}
+    if has_tags and label_list is None:
+        raise ValueError("labelled sentences need a label list")
+    columns = {"tokens": [list(s.tokens) for s in sentences]}
+    if has_tags:
+        label_to_id = {label: index for index, label in enumerate(label_list)}
+        ner_tags = []
+        for sentence in sentences:
+            try:
+                ner_tags.append([label_to_id[tag] for tag in sentence.tags])
+            except KeyError as error:
+                raise ValueError(f"{sentence.source or sentence.doc_id}: tag {error.args[0]!r} is not in the label list {list(label_list)}") from None
+        columns["ner_tags"] = ner_tags
+    columns.update(
+        doc_id=[s.doc_id for s in sentences],
+        sentence_index=[s.index for s in sentences],
+        offsets=[s.offsets for s in sentences],
+        source=[s.source for s in sentences],
+    )
+    with gc_paused():
+        return Dataset.from_dict(columns, features=dataset_features(label_list if has_tags else None))
+
+
+def build_dataset_dict(splits: Mapping[str, Sequence[Sentence]], label_list: Sequence[str] | None = None, scheme: str = "IOB2") -> DatasetDict:
+    """A `DatasetDict` with one split per entry of `splits` (see the module docstring for columns).
+
+    Args:
+        splits: split name -> sentences.
+        label_list: the labels (ClassLabel names); default `label_list_from(splits, scheme)`.
+            A tag outside the list raises `ValueError` naming the sentence.
+    """
+    if label_list is None:
+        label_list = label_list_from(splits, scheme)
+    return DatasetDict({name: build_dataset(sentences, label_list) for name, sentences in splits.items()})
+
+
+def split_sentences(
+    sentences: Sequence[Sentence],
+    ratios: Mapping[str, float] | None = None,
+    seed: int = 42,
+    by_document: bool = False,
+) -> dict[str, list[Sentence]]:
+    """Split sentences (or whole documents) at random by ratio, reproducibly.
+
+    Units (sentences, or documents by `doc_id` with `by_document=True`) are permuted with
+    `numpy.random.default_rng(seed).permutation`; every split but the first takes the next
+    `ceil(ratio * n_units)` units of the permutation, the first split takes the rest. For two
+    splits this picks exactly the units `Dataset.train_test_split(test_size=ratio, seed=seed)`
+    would. Within a split the original order is kept.
+
+    Args:
+        ratios: split name -> fraction, summing to 1; default `{"train": .8, "validation": .1, "test": .1}`.
+    """
+    ratios = dict(ratios or {"train": 0.8, "validation": 0.1, "test": 0.1})
+    if not ratios or abs(sum(ratios.values()) - 1) > 1e-6 or min(ratios.values()) < 0:
+        raise ValueError(f"ratios must be non-negative and sum to 1, got {ratios}")
+    if by_document:
+        units: dict[str, list[int]] = {}
+        for index, sentence in enumerate(sentences):
+            units.setdefault(sentence.doc_id, []).append(index)
+        groups = list(units.values())
+    else:
+        groups = [[index] for index in range(len(sentences))]
+    permutation = np.random.default_rng(seed).permutation(len(groups))
+    names = list(ratios)
+    chosen, position = {}, 0
+    for name in names[1:]:
+        size = math.ceil(ratios[name] * len(groups))
+        chosen[name] = permutation[position : position + size]
+        position += size
+    if position > len(groups):
+        raise ValueError(f"{len(groups)} units are too few for ratios {ratios}")
+    chosen[names[0]] = permutation[position:]
+    return {name: [sentences[i] for unit in sorted(chosen[name]) for i in groups[unit]] for name in names}
+
+
+def remove_duplicates(
+    train: Sequence[Sentence],
+    others: Mapping[str, Sequence[Sentence]] | Sequence[Sequence[Sentence]],
+    report: ConversionReport | None = None,
+) -> list[Sentence]:
+    """`train` without the sentences whose token sequence also occurs in another split.
+
+    Args:
+        others: split name -> sentences (or a list of sentence lists).
+        report: if given, each removed sentence is itemised (`removed`) and its entities move
+            from kept to dropped (reason: "sentence removed: also in <split>"), so the report
+            still adds up against the original input.
+    """
+    named = others.items() if isinstance(others, Mapping) else ((f"split {i}", s) for i, s in enumerate(others))
+    seen: dict[tuple[str, ...], str] = {}
+    for name, sentences in named:
+        for sentence in sentences:
+            seen.setdefault(tuple(sentence.tokens), name)
+    kept = []
+    for sentence in train:
+        where = seen.get(tuple(sentence.tokens))
+        if where is None:
+            kept.append(sentence)
+            continue
+        if report is not None:
+            location = sentence.source or f"{sentence.doc_id}:{sentence.index}"
+            report.note_item("removed", f"train sentence also in {where}", location, sentence.text[:40])
+            for _, _, entity_type in tags_to_spans(sentence.tags or []):
+                report.entity_removed(entity_type, f"sentence removed: also in {where}", location)
+    return kept
