@@ -2,11 +2,14 @@
 
     python hub_upload.py CHECKPOINT_DIR REPO_ID [--public] [--dry-run] [--revision BRANCH]
                          [--commit-message MSG] [--skip-reload-check] [--probe-text TEXT]
+                         [--export-to NEW_DIR]
 
 Before anything leaves the machine the folder is checked (allowlist, auto_map and code files,
 safetensors weights, tokenizer, model card; no pickles, training state or data) and reloaded with
 trust_remote_code in a clean process without mamba_ner, whose predictions on a probe sentence must
-match. --dry-run stops there and lists the files that would be sent. The token comes from HF_TOKEN
+match. --dry-run stops there and lists the files that would be sent. A training output folder is
+refused as it is (Trainer checkpoints, optimizer state...): --export-to NEW_DIR first copies only the
+files that may be uploaded into NEW_DIR, then checks and uploads that. The token comes from HF_TOKEN
 or `hf auth login` and is never printed. The logic lives in `mamba_ner.hub`.
 """
 
@@ -20,6 +23,7 @@ from mamba_ner.hub import (
     DEFAULT_PROBE_TEXT,
     CheckpointValidationError,
     HubUploadError,
+    export_checkpoint,
     prepare_upload,
     push_checkpoint,
 )
@@ -37,17 +41,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--commit-message", metavar="MSG", help="commit message on the Hub")
     parser.add_argument("--skip-reload-check", action="store_true", help="skip the clean-process reload check")
     parser.add_argument("--probe-text", default=DEFAULT_PROBE_TEXT, help="sentence tagged by the reload check")
+    parser.add_argument(
+        "--export-to", metavar="NEW_DIR", help="copy the uploadable files into NEW_DIR first, then upload NEW_DIR"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    folder = args.checkpoint_dir
     try:
-        validation = prepare_upload(
-            args.checkpoint_dir, check_reload=not args.skip_reload_check, probe_text=args.probe_text
-        )
-    except (CheckpointValidationError, HubUploadError) as error:
+        if args.export_to:
+            export_checkpoint(folder, args.export_to)
+            folder = args.export_to
+        validation = prepare_upload(folder, check_reload=not args.skip_reload_check, probe_text=args.probe_text)
+    except (CheckpointValidationError, HubUploadError, FileExistsError) as error:
         print(f"refused: {error}", file=sys.stderr)
         return 1
 

@@ -33,6 +33,7 @@ import mamba_ner.hub as hub
 from mamba_ner.hub import (
     CheckpointValidationError,
     HubUploadError,
+    export_checkpoint,
     ReloadCheckError,
     RepoVisibilityError,
     prepare_upload,
@@ -311,6 +312,37 @@ def test_every_problem_is_reported_at_once(fake_checkpoint):
 def test_not_a_folder_is_refused(tmp_path):
     result = validate_checkpoint_dir(tmp_path / "absent")
     assert result.errors == [f"{tmp_path / 'absent'}: not a folder"]
+
+
+def make_training_output(folder: Path) -> None:
+    """Add what a Trainer run leaves next to the final model."""
+    for name, content in {
+        "checkpoint-10/optimizer.pt": b"x", "checkpoint-10/model.safetensors": b"x", "trainer_state.json": "{}",
+        "training_args.bin": b"x", "train_results.json": json.dumps({"train_loss": 1.5, "epoch": 3.0}),
+        "test_scores.json": json.dumps({"entity": {"f1": 0.5}}), "summary.json": "{}",
+        "plots/test/f1.png": b"\x89PNG\r\n\x1a\n", "runs/events.out.tfevents": b"x",
+    }.items():
+        _write(name, content)(folder)
+
+
+def test_export_copies_only_the_uploadable_files(fake_checkpoint, tmp_path, caplog):
+    make_training_output(fake_checkpoint)
+    assert not validate_checkpoint_dir(fake_checkpoint).ok
+    caplog.set_level("INFO", logger="mamba_ner.hub")
+    result = export_checkpoint(fake_checkpoint, tmp_path / "export")
+    assert result.errors == []
+    assert result.files == sorted(FAKE_FILES + ["train_results.json"])
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == result.files
+    assert "left out checkpoint-10/: Trainer checkpoint folder" in caplog.text
+    assert "left out training_args.bin: training state" in caplog.text
+    assert "left out test_scores.json: JSON file not on the allowlist" in caplog.text
+
+
+def test_export_refuses_a_folder_that_is_not_empty(fake_checkpoint, tmp_path):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "old.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty; export into a new folder"):
+        export_checkpoint(fake_checkpoint, tmp_path / "export")
 
 
 # --------------------------------------------------------------------------- reload check
@@ -594,6 +626,16 @@ def test_script_dry_run_lists_files_and_sends_nothing(fake_checkpoint, fake_hub,
         assert f"  {name}  (" in out
     assert "dry run: nothing was uploaded; these files would go to the private repository someone/mamba-crf" in out
     assert fake_hub.requests == []
+
+
+def test_script_exports_a_training_output_folder_then_checks_it(fake_checkpoint, tmp_path, capsys):
+    make_training_output(fake_checkpoint)
+    export = tmp_path / "export"
+    argv = [str(fake_checkpoint), "someone/m", "--export-to", str(export), "--dry-run", "--skip-reload-check"]
+    assert hub_upload.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{len(FAKE_FILES) + 1} files validated in {export}:" in out
+    assert "training_args.bin" not in out
 
 
 def test_script_refuses_a_bad_folder(fake_checkpoint, capsys):

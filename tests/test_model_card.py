@@ -40,7 +40,8 @@ def no_network(monkeypatch):
 @pytest.fixture
 def checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
-    save_file({"a": np.zeros((3, 4), dtype=np.float32), "b": np.zeros(5, dtype=np.float32)}, tmp_path / "model.safetensors")
+    weights = {"a": np.zeros((3, 4), dtype=np.float32), "b": np.zeros(5, dtype=np.float32)}
+    save_file(weights, tmp_path / "model.safetensors")
     return tmp_path
 
 
@@ -51,7 +52,7 @@ def front_matter(card: ModelCard) -> dict:
 
 
 def test_card_renders_offline_with_model_index(checkpoint):
-    card = build_model_card(checkpoint, EVAL, "CMeEE-V2", model_id="someone/mamba-crf-cmeee", dataset_split="test")
+    card = build_model_card(checkpoint, EVAL, "CMeEE-V2", model_id="someone/mamba-crf-cmeee", eval_split="test")
     meta = front_matter(card)
     assert meta["language"] == ["zh"]
     assert meta["license"] == "apache-2.0"
@@ -102,8 +103,31 @@ def test_classification_report_spelling_gives_same_scores_and_per_type_table(che
     assert "macro avg" not in card.text
 
 
+def test_mamba_ner_metrics_format_gives_scores_mode_and_per_type_table(checkpoint):
+    # The "entity" part of mamba_ner.metrics.score_all, as the training script passes it.
+    entity = {
+        "mode": "default", "scheme": None, "precision": 0.8125, "recall": 0.7, "f1": 0.75207,
+        "support": 14, "predicted": 12, "correct": 10, "macro_f1": 0.59,
+        "per_type": {
+            "DISE": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "support": 10, "predicted": 9, "correct": 8},
+            "DRUG": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "support": 4, "predicted": 2, "correct": 1},
+        },
+    }
+    card = write_model_card(checkpoint, eval_results=entity, dataset_name="CMeEE-V2", eval_split="validation",
+                            language=["zh"], training_summary={"seed": 42})
+    meta = metadata_load(card)
+    [result] = meta["model-index"][0]["results"]
+    assert result["dataset"]["split"] == "validation"
+    assert {m["type"]: m["value"] for m in result["metrics"]} == {"precision": 0.8125, "recall": 0.7, "f1": 0.7521}
+    text = card.read_text(encoding="utf-8")
+    assert "Entity-level scores (seqeval, default mode:" in text
+    assert "| DISE | 0.9000 | 0.8000 | 0.8470 | 10 |" in text
+    assert "| DRUG | 0.5000 | 0.2500 | 0.3330 | 4 |" in text
+
+
 def test_hub_dataset_id_goes_into_datasets_and_model_index(checkpoint):
-    card = build_model_card(checkpoint, {"f1": 0.5, "precision": 0.5, "recall": 0.5}, "CMeEE-V2", dataset_id="org/cmeee")
+    scores = {"f1": 0.5, "precision": 0.5, "recall": 0.5}
+    card = build_model_card(checkpoint, scores, "CMeEE-V2", dataset_id="org/cmeee")
     meta = front_matter(card)
     assert meta["datasets"] == ["org/cmeee"]
     assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "org/cmeee"

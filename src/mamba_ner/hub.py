@@ -14,7 +14,9 @@ Three steps, each usable alone:
 3. `push_checkpoint(...)`: `HfApi.create_repo(private=True, exist_ok=True)`, a refusal when the repo
    already exists and is public but a private upload was asked for, `create_branch` for `revision`,
    and `upload_folder` whose `allow_patterns` are exactly the validated file names.
-`upload_checkpoint` runs all three; `hub_upload.py` is its command line.
+`upload_checkpoint` runs all three; `hub_upload.py` is its command line. A training output folder
+(with `checkpoint-*`, `trainer_state.json`, `training_args.bin`, plots...) is refused as it is:
+`export_checkpoint(output_dir, new_dir)` copies only the files that may be uploaded into a new folder.
 
 The allowlist (`ALLOWED_FILES` plus three patterns):
     config.json, generation_config.json        configuration (config.json needs an auto_map)
@@ -25,7 +27,7 @@ The allowlist (`ALLOWED_FILES` plus three patterns):
     vocab.txt, vocab.json, merges.txt          tokenizer (tokenizer_config.json + one vocabulary)
     README.md                                  the model card, with YAML metadata (required)
     .gitattributes
-    all_results.json, eval_results.json, train_results.json, test_results.json
+    all_results.json, eval_results.json, train_results.json, validation_results.json, test_results.json
                                                flat metric dictionaries written by the Trainer
     *.png                                      figures for the card
 The token comes from `token=`, `HF_TOKEN` or the `hf auth login` file; it is never printed or logged.
@@ -39,6 +41,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -64,7 +67,9 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
 )
-RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
+RESULT_FILES = (
+    "all_results.json", "eval_results.json", "train_results.json", "validation_results.json", "test_results.json"
+)
 ALLOWED_FILES = frozenset(
     ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json", "README.md")
     + (".gitattributes",)
@@ -347,6 +352,32 @@ def validate_checkpoint_dir(path: str | os.PathLike) -> ValidationResult:
             errors.append(f"{name}: not on the allowlist of files a model repository needs")
     result.files = sorted(allowed & names)
     return result
+
+
+def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike) -> ValidationResult:
+    """Copy the files of `source` that may be uploaded into `destination` (new or empty); validate it.
+
+    Everything else stays behind (Trainer checkpoints, optimizer and Trainer state, data, logs,
+    subfolders) and is logged with the reason. Required files missing from `source` are still
+    missing afterwards, so the returned validation reports them.
+
+    Returns:
+        The `ValidationResult` of `destination`.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        raise CheckpointValidationError(f"{source}: not a folder")
+    if destination.exists() and any(destination.iterdir()):
+        raise FileExistsError(f"{destination}: not empty; export into a new folder")
+    found = validate_checkpoint_dir(source)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in found.files:
+        shutil.copy2(source / name, destination / name)
+    logger.info("exported %d files from %s to %s", len(found.files), source, destination)
+    for name in sorted({path.name for path in source.iterdir()} - set(found.files)):
+        reason = next((e for e in found.errors if e.startswith((f"{name}:", f"{name}/:"))), name)
+        logger.info("left out %s", reason)
+    return validate_checkpoint_dir(destination)
 
 
 def _predict_probe(checkpoint_dir: str, probe_text: str) -> dict:

@@ -8,13 +8,14 @@ offline: nothing here touches the network. `write_model_card` saves the card as 
 `README.md`, which `mamba_ner.hub.validate_checkpoint_dir` requires before an upload.
 
 Evaluation results are the dictionary the training run produced. Any of these spellings work, so the
-output of `Trainer.evaluate`, of `evaluate`'s seqeval and of `seqeval.classification_report(...,
-output_dict=True)` can be passed unchanged:
-    {"precision": 0.81, "recall": 0.79, "f1": 0.80}
+`"entity"` part of `mamba_ner.metrics.score_all`, the output of `Trainer.evaluate`, of `evaluate`'s
+seqeval and of `seqeval.classification_report(..., output_dict=True)` can be passed unchanged:
+    {"mode": "strict", "scheme": "IOB2", "precision": 0.81, "recall": 0.79, "f1": 0.80,
+     "per_type": {"DISE": {"precision": ..., "recall": ..., "f1": ..., "support": 120}}}
     {"eval_overall_precision": ..., "eval_overall_recall": ..., "eval_overall_f1": ...}
     {"micro avg": {"precision": ..., "recall": ..., "f1-score": ..., "support": ...}, ...}
-Nested dictionaries with precision/recall/F1 (`{"DISE": {"precision": ..., "number": 120}}`) become
-the per-type table.
+Nested dictionaries with precision/recall/F1 (`{"DISE": {"precision": ..., "number": 120}}`, or the
+same under `"per_type"`) become the per-type table.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _split_eval_results(eval_results: Mapping) -> tuple[dict[str, float], list[d
     """Overall micro scores {"precision", "recall", "f1"[, "accuracy"]} and per-type rows."""
     overall: dict[str, float] = {}
     per_type: list[dict] = []
-    for key, value in eval_results.items():
+    items = [(k, v) for k, v in eval_results.items() if k != "per_type"]
+    items += list(eval_results.get("per_type", {}).items())
+    for key, value in items:
         name = _score_name(str(key))
         if isinstance(value, Mapping):
             scores = {k: v for k, v in value.items() if k in ("precision", "recall", "f1", "f1-score")}
@@ -156,6 +159,15 @@ def _split_eval_results(eval_results: Mapping) -> tuple[dict[str, float], list[d
             f"or a 'micro avg' entry; got {sorted(map(str, eval_results))}"
         )
     return overall, per_type
+
+
+def _scoring_mode(eval_results: Mapping | None) -> str | None:
+    """`"strict, IOB2"` or `"default mode"` from the `mode`/`scheme` keys of `mamba_ner.metrics` scores."""
+    mode = (eval_results or {}).get("mode")
+    if mode is None:
+        return None
+    scheme = eval_results.get("scheme")
+    return f"{mode}, {scheme}" if scheme else f"{mode} mode"
 
 
 def _framework_versions() -> str:
@@ -186,9 +198,9 @@ def build_model_card(
     *,
     model_id: str | None = None,
     dataset_id: str | None = None,
-    dataset_split: str = "test",
+    eval_split: str = "test",
     dataset_config: str | None = None,
-    eval_mode: str | None = "strict, IOB2",
+    eval_mode: str | None = None,
     training_data: str | None = None,
     intended_use: str | None = None,
     base_model: str | None = None,
@@ -210,8 +222,9 @@ def build_model_card(
         model_id: Hub repo id (title and loading example); defaults to the folder name.
         dataset_id: Hub dataset id when the corpus is on the Hub (goes into `datasets`); without
             it the `model-index` uses a slug of `dataset_name` as dataset type.
-        dataset_split, dataset_config: Which split / configuration the scores were measured on.
-        eval_mode: How seqeval scored (shown in the card), e.g. `"strict, IOB2"`.
+        eval_split, dataset_config: Which split / configuration the scores were measured on.
+        eval_mode: How seqeval scored (shown in the card), e.g. `"strict, IOB2"`; by default read
+            from the `mode` and `scheme` keys of `eval_results` when present.
         training_data: One paragraph on the training data; a default names `dataset_name`.
         intended_use: One paragraph on intended uses; a default fits Chinese medical NER.
         base_model: Hub id of the Mamba checkpoint the backbone started from, if any.
@@ -241,7 +254,7 @@ def build_model_card(
             dataset_type=dataset_type,
             dataset_name=dataset_name,
             dataset_config=dataset_config,
-            dataset_split=dataset_split,
+            dataset_split=eval_split,
             metric_type=_OVERALL_KEYS[metric][0],
             metric_name=_OVERALL_KEYS[metric][1],
             metric_value=round(value, 4),
@@ -265,7 +278,7 @@ def build_model_card(
     direction = "bidirectional " if config.get("bidirectional") else ""
     summary = f"A {direction}Mamba + CRF named-entity tagger for {languages} text, trained on {dataset_name}."
     if "f1" in overall:
-        summary += f" Entity-level micro F1 on the {dataset_split} split: {overall['f1']:.4f}."
+        summary += f" Entity-level micro F1 on the {eval_split} split: {overall['f1']:.4f}."
     types_text = ", ".join(entity_types) if entity_types else "the entity types of its tag set"
     card = ModelCard.from_template(
         card_data,
@@ -288,9 +301,9 @@ def build_model_card(
         ),
         example_text=example_text,
         dataset_name=dataset_name,
-        dataset_split=dataset_split,
+        eval_split=eval_split,
         dataset_config=dataset_config,
-        eval_mode=eval_mode,
+        eval_mode=eval_mode or _scoring_mode(eval_results),
         eval_rows=[(_OVERALL_KEYS[m][1], f"{v:.4f}") for m, v in overall.items()],
         per_type_rows=[
             {**row, **{m: f"{row[m]:.4f}" for m in ("precision", "recall", "f1")}} for row in per_type
