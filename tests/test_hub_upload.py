@@ -155,6 +155,16 @@ def test_optional_files_are_allowed(fake_checkpoint):
     }
 
 
+def test_custom_pipeline_code_is_allowed(fake_checkpoint):
+    spec = {"impl": "pipeline_mamba_crf.Pipeline", "pt": ["AutoModelForTokenClassification"], "type": "text"}
+    pipelines = {"token-classification": spec}
+    write_config(fake_checkpoint, custom_pipelines=pipelines)
+    (fake_checkpoint / "pipeline_mamba_crf.py").write_text("from transformers import TokenClassificationPipeline\n")
+    result = validate_checkpoint_dir(fake_checkpoint)
+    assert result.errors == []
+    assert "pipeline_mamba_crf.py" in result.files
+
+
 def test_sharded_weights_pass(fake_checkpoint):
     (fake_checkpoint / "model.safetensors").unlink()
     shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
@@ -227,6 +237,10 @@ BAD_FOLDERS = {
     "auto-map-not-module-class": (
         _config(auto_map={**AUTO_MAP, "AutoModel": "MambaCrfModel"}),
         "auto_map['AutoModel'] = 'MambaCrfModel'; expected 'module.ClassName'",
+    ),
+    "custom-pipeline-to-missing-py": (
+        _config(custom_pipelines={"token-classification": {"impl": "pipeline_mamba_crf.Pipeline"}}),
+        "config.json: custom_pipelines['token-classification']['impl'] names pipeline_mamba_crf.py, which is not",
     ),
     "from-dot-import-module": (
         _append_code("crf.py", "from . import scan\n"),

@@ -148,38 +148,48 @@ def _refusal(name: str, path: Path) -> str | None:
     return None
 
 
-def _auto_map_modules(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> list[str]:
-    """The `.py` files that `auto_map` entries (`"module.Class"`, or `[slow, fast]` for tokenizers) name."""
+def _code_references(config: dict, tokenizer_config: dict | None) -> list[tuple[str, object]]:
+    """(where, "module.Class") for every class the folder's code must provide: `auto_map` entries of
+    both configs (`[slow, fast]` lists for tokenizers) and `custom_pipelines[task]["impl"]`."""
+    references = []
+    for source, data in (("config.json", config), ("tokenizer_config.json", tokenizer_config or {})):
+        auto_map = data.get("auto_map")
+        for auto_class, value in (auto_map.items() if isinstance(auto_map, dict) else []):
+            for reference in value if isinstance(value, list) else [value]:
+                if reference is not None:  # None: a tokenizer without a slow (or fast) class
+                    references.append((f"{source}: auto_map[{auto_class!r}]", reference))
+    pipelines = config.get("custom_pipelines")
+    for task, spec in (pipelines.items() if isinstance(pipelines, dict) else []):
+        references.append((f"config.json: custom_pipelines[{task!r}]['impl']", (spec or {}).get("impl")))
+    return references
+
+
+def _referenced_modules(folder: Path, references: list[tuple[str, object]], errors: list[str]) -> list[str]:
+    """The `.py` files that the references name; a problem with one becomes an error message."""
     files = []
-    for source, auto_map in auto_maps.items():
-        for auto_class, references in auto_map.items():
-            for reference in references if isinstance(references, list) else [references]:
-                if reference is None:  # a tokenizer without a slow (or fast) class
-                    continue
-                entry = f"{source}: auto_map[{auto_class!r}] = {reference!r}"
-                module = reference.rsplit(".", 1)[0] if isinstance(reference, str) and "." in reference else None
-                if module is None or "." in module:
-                    errors.append(f"{entry}; expected 'module.ClassName' with a module file in the folder")
-                elif "--" in module:
-                    errors.append(f"{entry} points to code in another repository; only self-contained folders are uploaded")
-                elif not (folder / f"{module}.py").is_file():
-                    errors.append(
-                        f"{source}: auto_map[{auto_class!r}] names {module}.py, which is not in the folder "
-                        "(save with the model registered for auto classes)"
-                    )
-                else:
-                    files.append(f"{module}.py")
+    for where, reference in references:
+        module = reference.rsplit(".", 1)[0] if isinstance(reference, str) and "." in reference else None
+        if module is None or "." in module:
+            errors.append(f"{where} = {reference!r}; expected 'module.ClassName' with a module file in the folder")
+        elif "--" in module:
+            errors.append(f"{where} = {reference!r} points to code in another repository; only self-contained "
+                          "folders are uploaded")
+        elif not (folder / f"{module}.py").is_file():
+            errors.append(f"{where} names {module}.py, which is not in the folder (save with the model registered "
+                          "for auto classes)")
+        else:
+            files.append(f"{module}.py")
     return files
 
 
-def _code_files(folder: Path, auto_maps: dict[str, dict], errors: list[str]) -> set[str]:
-    """The `.py` files named by `auto_map` entries plus their relative imports, recursively.
+def _code_files(folder: Path, references: list[tuple[str, object]], errors: list[str]) -> set[str]:
+    """The `.py` files named by `auto_map` / `custom_pipelines` plus their relative imports, recursively.
 
     Relative imports are found with the rule `transformers` uses to copy remote code
     (`from .module import name`); `from . import module`, deeper relative imports and absolute
     imports of this package are refused, as they fail where the package is not installed.
     """
-    pending = _auto_map_modules(folder, auto_maps, errors)
+    pending = _referenced_modules(folder, references, errors)
     found: set[str] = set()
     while pending:
         name = pending.pop()
@@ -298,17 +308,14 @@ def validate_checkpoint_dir(path: str | os.PathLike) -> ValidationResult:
     config = _load_json(folder, "config.json", errors) if "config.json" in names else None
     if "config.json" not in names:
         errors.append("config.json: missing; save the model with save_pretrained")
-    auto_maps: dict[str, dict] = {}
     if config is not None:
         auto_map = config.get("auto_map")
-        missing = [key for key in REQUIRED_AUTO_MAP if key not in (auto_map or {})]
-        if not isinstance(auto_map, dict) or missing:
+        missing = [key for key in REQUIRED_AUTO_MAP if key not in (auto_map if isinstance(auto_map, dict) else {})]
+        if missing:
             errors.append(
                 f"config.json: auto_map lacks {', '.join(missing)}; register the classes for auto classes "
                 "(importing mamba_ner does) before save_pretrained, so the folder loads with trust_remote_code"
             )
-        if isinstance(auto_map, dict):
-            auto_maps["config.json"] = auto_map
 
     tokenizer_config = None
     if "tokenizer_config.json" in names:
@@ -318,10 +325,8 @@ def validate_checkpoint_dir(path: str | os.PathLike) -> ValidationResult:
             "tokenizer: missing; expected tokenizer_config.json and tokenizer.json (or vocab.txt / vocab.json): "
             "save it with tokenizer.save_pretrained(folder)"
         )
-    elif isinstance(tokenizer_config.get("auto_map"), dict):
-        auto_maps["tokenizer_config.json"] = tokenizer_config["auto_map"]
 
-    code = _code_files(folder, auto_maps, errors)
+    code = _code_files(folder, _code_references(config or {}, tokenizer_config), errors)
     weights = _check_weights(folder, names, errors)
 
     if "README.md" not in names:
