@@ -232,6 +232,12 @@ class MambaCrfPreTrainedModel(PreTrainedModel):
         # `save_pretrained` only records the saved class in `auto_map`; list all three so that
         # AutoConfig, AutoModel and AutoModelForTokenClassification all load the folder remotely.
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.AUTO_MAP}
+        if hasattr(self, "crf"):
+            # A tagger ships its CRF pipeline: this relative import also makes `save_pretrained`
+            # (and remote loading) copy pipeline_mamba_crf.py beside this file.
+            from .pipeline_mamba_crf import CUSTOM_PIPELINES
+
+            self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **CUSTOM_PIPELINES}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
