@@ -126,6 +126,15 @@ def test_long_sequence_crosses_chunks_cpp():
         assert_close(grads[name], grad, 1e-4, 1e-5, f"grad {name}")
 
 
+@pytest.mark.parametrize("b, d", [(0, 3), (2, 0)])
+def test_empty_batch_or_channels(fast_scan, b, d):
+    inputs = make_inputs(b, d, 5, 4)
+    out, last_state = fast_scan(**inputs, delta_softplus=True, return_last_state=True)
+    assert out.shape == (b, d, 5) and last_state.shape == (b, d, 4)
+    out.sum().backward()
+    assert all(t.grad is not None and t.grad.shape == t.shape for t in inputs.values())
+
+
 def test_padded_rows_do_not_see_their_padding(fast_scan):
     """Real tokens come first in each row: outputs on them must not depend on what follows."""
     lengths = [9, 4, 1]

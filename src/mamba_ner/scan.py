@@ -233,7 +233,8 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 # --------------------------------------------------------------------------------------------
 # Compiled CPU path (kernel source and compilation in scan_cpu_kernel.py)
 # --------------------------------------------------------------------------------------------
-_CPP_CHUNK = 64  # steps between stored states; backward recomputes the rest into a per-thread buffer
+_CPP_CHUNK = 32  # steps between stored states; backward recomputes the rest into a per-thread buffer
+_CPP_MAX_STATE = 128  # kMaxState in the kernel
 
 
 def cpu_kernel_available():
@@ -242,29 +243,35 @@ def cpu_kernel_available():
 
 
 class _CppScan(torch.autograd.Function):
-    """Inputs in the compute dtype; dt is Δ after bias and softplus; D and z may be None."""
+    """Inputs in the compute dtype; dt is Δ after bias and softplus; D and z may be None.
+
+    The kernel works channels last: (b, l, d) for u, Δ, z and the output, (b, l, n) for B and C.
+    Tensors that are transposed views of such memory (as the model's projections give) are not copied.
+    """
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, D, z):
         ops = load_cpu_kernel()
-        u, dt, A = u.contiguous(), dt.contiguous(), A.contiguous()
-        Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, l, n)
+        u_, dt_ = u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous()  # (b, l, d)
+        z_ = None if z is None else z.transpose(1, 2).contiguous()
+        A_ = A.t().contiguous()  # (n, d)
+        B_, C_ = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, l, n)
         D = None if D is None else D.contiguous()
-        z = None if z is None else z.contiguous()
         save = any(ctx.needs_input_grad)
-        out, last_state, checkpoints, y = ops.fwd(u, dt, A, Bt, Ct, D, z, _CPP_CHUNK, save)  # y: before the gate
-        if save:
-            ctx.save_for_backward(u, dt, A, Bt, Ct, D, z, None if z is None else y, checkpoints)
+        out, last_state, checkpoints, y = ops.fwd(u_, dt_, A_, B_, C_, D, z_, _CPP_CHUNK, save)
+        if save:  # y: output before the gate, kept for dz
+            ctx.save_for_backward(u_, dt_, A_, B_, C_, D, z_, None if z is None else y, checkpoints)
         ctx.mark_non_differentiable(last_state)
-        return out, last_state
+        return out.transpose(1, 2), last_state
 
     @staticmethod
     def backward(ctx, g, _g_last_state):
-        u, dt, A, Bt, Ct, D, z, y, checkpoints = ctx.saved_tensors
-        du, ddt, dA, dBt, dCt, dD, dz = load_cpu_kernel().bwd(u, dt, A, Bt, Ct, D, z, y, checkpoints,
-                                                               g.to(u.dtype).contiguous(), _CPP_CHUNK)
-        return (du, ddt, dA, dBt.transpose(1, 2), dCt.transpose(1, 2), None if D is None else dD,
-                None if z is None else dz)
+        u_, dt_, A_, B_, C_, D, z_, y, checkpoints = ctx.saved_tensors
+        g_ = g.to(u_.dtype).transpose(1, 2).contiguous()  # (b, l, d)
+        du, ddt, dA, dB, dC, dD, dz = load_cpu_kernel().bwd(u_, dt_, A_, B_, C_, D, z_, y, checkpoints, g_,
+                                                             _CPP_CHUNK)
+        return (du.transpose(1, 2), ddt.transpose(1, 2), dA.t(), dB.transpose(1, 2), dC.transpose(1, 2),
+                None if D is None else dD, None if z_ is None else dz.transpose(1, 2))
 
 
 def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -276,8 +283,8 @@ def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     if load_cpu_kernel() is None:
         raise RuntimeError("the C++ selective scan could not be compiled (see the logged warning)")
-    if A.shape[1] > 256:
-        raise ValueError(f"the C++ scan supports d_state <= 256, got {A.shape[1]}")
+    if A.shape[1] > _CPP_MAX_STATE:
+        raise ValueError(f"the C++ scan supports d_state <= {_CPP_MAX_STATE}, got {A.shape[1]}")
     cdt = _compute_dtype(u)
     dt = delta.to(cdt)
     if delta_bias is not None:
@@ -314,6 +321,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         if _mamba_ssm_scan is None:
             raise RuntimeError(f"{SCAN_ENV_VAR}=cuda but mamba_ssm is not importable")
         return _mamba_ssm_scan(*args)
-    if path == "cpp" or (path == "auto" and u.device.type == "cpu" and cpu_kernel_available()):
+    if path == "cpp" or (path == "auto" and u.device.type == "cpu" and A.shape[-1] <= _CPP_MAX_STATE
+                         and cpu_kernel_available()):
         return selective_scan_cpp(*args)
     return selective_scan_torch(*args)

@@ -7,16 +7,19 @@ the CPU's feature flags, so a cache shared between different machines never serv
 for another CPU. `load_cpu_kernel` returns ``torch.ops.mamba_ner_scan`` or None (with one logged
 warning) when nothing could be compiled.
 
-What the kernel computes (see ``scan.py`` for the glossary): for every chain (b, d) in parallel,
+What the kernel computes (see ``scan.py`` for the glossary): for every chain (b, d),
     h_t = exp(Δ_t A_d) * h_{t-1} + Δ_t u_t B_t;   y_t = C_t · h_t (+ D_d u_t);   out_t = y_t silu(z_t)
-with the discretisation fused in, so no (b, d, l, n) tensor exists. Forward keeps h at the start of
-every chunk of ``chunk`` steps; backward walks the chunks in reverse, recomputes the chunk's states
-into a small per-thread buffer and runs the adjoint recurrence
+with the discretisation fused in, so no (b, d, l, n) tensor exists. The vector lanes run over
+channels (W = 64 bytes of them: 16 float32 channels), so sums over the state dimension n are plain
+vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps; backward walks the
+chunks in reverse, recomputes the chunk's states into a small per-thread buffer and runs the
+adjoint recurrence
     dh_t = dh_{t+1} * exp(Δ_{t+1} A) + gy_t C_t.
-dB and dC sum over channels: each work item (one batch row, one fixed group of channels) adds into
-its own partial buffer and the partials are summed in a fixed order afterwards, so results do not
-depend on the thread count. Δ (bias, softplus) is prepared by the caller in PyTorch.
-Layout: u, Δ, z, out (b, d, l) contiguous; B, C transposed to (b, l, n) contiguous.
+dB and dC sum over channels: each work item (one batch row, one fixed group of channel blocks) sums
+its channels into its own partial buffer and the partials are added in a fixed order afterwards,
+so results do not depend on the thread count. Δ (bias, softplus) is prepared by the caller.
+Layout (channels last, as the model's projections produce them): u, Δ, z, out, y (b, l, d);
+B, C (b, l, n); A transposed to (n, d); checkpoints (b, chunks, n, d); last state (b, d, n).
 """
 import hashlib
 import logging
@@ -34,6 +37,7 @@ CPP_SOURCE = r"""
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -41,233 +45,317 @@ CPP_SOURCE = r"""
 
 namespace {
 
-constexpr int kMaxState = 256;
-
-// exp without calls or branches so that loops over it vectorise; Cephes expf polynomial,
-// relative error about 1e-7; 0 below the float range, NaN propagates.
-inline float exp_(float x) {
-  const float lo = -87.3365447f, hi = 88.3762626f;
-  float xc = x < lo ? lo : x;  // (written so that it compiles to vmaxps / vminps, NaN kept)
-  xc = xc > hi ? hi : xc;
-  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  float r = xc - k * 0.693359375f;
-  r = r + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)k + 127) << 23;
-  float s;
-  std::memcpy(&s, &bits, sizeof(s));
-  float v = p * s;
-  return x < lo ? 0.0f : v;
-}
-inline double exp_(double x) { return std::exp(x); }
+constexpr int kMaxState = 128;
 
 template <typename T>
-inline T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+constexpr int lanes() { return 64 / sizeof(T); }  // channels per vector block
 
-// sum of p[0..N): a shuffle tree for the common float / d_state 16 case (an ordered scalar
-// sum otherwise costs ~30 instructions per step in the hot loops)
-template <typename T, int NT>
-inline T hsum_(const T* p, int N) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same<T, float>::value && NT == 16) return _mm512_reduce_add_ps(_mm512_loadu_ps(p));
-#endif
-#if defined(__AVX2__)
-  if constexpr (std::is_same<T, float>::value && (NT == 8 || NT == 16)) {
-    __m256 v = _mm256_loadu_ps(p);
-    if constexpr (NT == 16) v = _mm256_add_ps(v, _mm256_loadu_ps(p + 8));
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
-  }
-#endif
+// One vector block: W = 64 bytes of channels (GCC/Clang vector extensions; the compiler maps them
+// to AVX-512, AVX2 pairs, NEON quads...). Written with explicit vectors so that accumulators stay
+// in registers instead of round-tripping through memory.
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> { typedef float type __attribute__((vector_size(64))); };
+template <>
+struct VecOf<double> { typedef double type __attribute__((vector_size(64))); };
+template <typename T>
+using Vec = typename VecOf<T>::type;
+typedef float VecF __attribute__((vector_size(64)));
+typedef int32_t VecI __attribute__((vector_size(64)));
+
+template <typename T>
+inline Vec<T> splat(T x) { return Vec<T>{} + x; }
+
+// exp of every lane with no calls or branches; Cephes expf polynomial, relative error about 1e-7;
+// 0 below the float range, NaN propagates.
+inline VecF vexp(VecF x) {
+  const VecF lo = splat(-87.3365447f), hi = splat(88.3762626f);
+  VecF xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  const VecF magic = splat(12582912.0f);
+  const VecF k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2)
+  VecF r = xc - k * 0.693359375f;
+  r = r + k * 2.12194440e-4f;
+  VecF q = splat(1.9875691500e-4f);
+  q = q * r + 1.3981999507e-3f;
+  q = q * r + 8.3334519073e-3f;
+  q = q * r + 4.1665795894e-2f;
+  q = q * r + 1.6666665459e-1f;
+  q = q * r + 5.0000001201e-1f;
+  q = q * r * r + r + 1.0f;
+  const VecI bits = (__builtin_convertvector(k, VecI) + 127) << 23;
+  const VecF v = q * (VecF)bits;
+  return x < lo ? VecF{} : v;
+}
+// lanes as a plain array (GCC cannot subscript vectors of a template-dependent type)
+template <typename T>
+struct Lanes {
+  T v[lanes<T>()];
+  explicit Lanes(const Vec<T>& x) { std::memcpy(v, &x, sizeof(v)); }
+  Vec<T> vec() const { Vec<T> x; std::memcpy(&x, v, sizeof(v)); return x; }
+};
+
+inline Vec<double> vexp(Vec<double> x) {  // float64 runs in tests only
+  Lanes<double> l(x);
+  for (double& e : l.v) e = std::exp(e);
+  return l.vec();
+}
+
+template <typename T>
+inline Vec<T> vsigmoid(Vec<T> x) { return T(1) / (T(1) + vexp(-x)); }
+
+template <typename T>
+inline T hsum(Vec<T> v) {
+  Lanes<T> l(v);
   T s = T(0);
-  for (int i = 0; i < N; ++i) s += p[i];
+  for (T e : l.v) s += e;
   return s;
+}
+#if defined(__AVX512F__)
+template <>
+inline float hsum<float>(VecF v) { return _mm512_reduce_add_ps((__m512)v); }
+#endif
+
+// loads and stores of the first w lanes (all W when FULL)
+template <typename T, bool FULL>
+inline Vec<T> load(const T* p, int w) {
+  Vec<T> v = {};
+  if (FULL) {
+    std::memcpy(&v, p, sizeof(v));
+  } else {
+    Lanes<T> l(v);
+    for (int k = 0; k < w; ++k) l.v[k] = p[k];
+    v = l.vec();
+  }
+  return v;
+}
+template <typename T, bool FULL>
+inline void store(T* p, Vec<T> v, int w) {
+  if (FULL) {
+    std::memcpy(p, &v, sizeof(v));
+  } else {
+    Lanes<T> l(v);
+    for (int k = 0; k < w; ++k) p[k] = l.v[k];
+  }
+}
+
+struct Dims {
+  int64_t nb, L, nd, N, K, nck;
+};
+
+template <typename T>
+struct Fwd {  // pointers; optional ones may be null
+  const T *u, *dt, *z, *A, *B, *C, *D;
+  T *out, *last, *ckpt, *ysave;
+};
+
+// Forward over the whole sequence for one block of W channels [d0, d0 + w) of batch row b.
+template <typename T, int NT, bool FULL>
+void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
+  using V = Vec<T>;
+  const int N = NT > 0 ? NT : (int)s.N;
+  const int64_t nd = s.nd;
+  V h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState];
+  for (int n = 0; n < N; ++n) { a[n] = load<T, FULL>(p.A + n * nd + d0, w); h[n] = V{}; }
+  const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
+  int64_t next_ckpt = 0;
+  for (int64_t t = 0; t < s.L; ++t) {
+    if (p.ckpt && t == next_ckpt) {
+      T* ck = p.ckpt + ((b * s.nck + t / s.K) * N) * nd + d0;
+      for (int n = 0; n < N; ++n) store<T, FULL>(ck + n * nd, h[n], w);
+      next_ckpt += s.K;
+    }
+    const int64_t row = (b * s.L + t) * nd + d0;
+    const V uv = load<T, FULL>(p.u + row, w);
+    const V dtv = load<T, FULL>(p.dt + row, w);
+    const V dtu = dtv * uv;
+    const T* Bs = p.B + (b * s.L + t) * N;
+    const T* Cs = p.C + (b * s.L + t) * N;
+    V y0 = {}, y1 = {};  // two accumulators: shorter dependency chain
+    int n = 0;
+    for (; n + 1 < N; n += 2) {
+      h[n] = vexp(dtv * a[n]) * h[n] + dtu * Bs[n];
+      h[n + 1] = vexp(dtv * a[n + 1]) * h[n + 1] + dtu * Bs[n + 1];
+      y0 += h[n] * Cs[n];
+      y1 += h[n + 1] * Cs[n + 1];
+    }
+    if (n < N) {
+      h[n] = vexp(dtv * a[n]) * h[n] + dtu * Bs[n];
+      y0 += h[n] * Cs[n];
+    }
+    V y = y0 + y1 + Dv * uv;
+    if (p.z) {
+      if (p.ysave) store<T, FULL>(p.ysave + row, y, w);  // y before the gate, for dz in backward
+      const V zv = load<T, FULL>(p.z + row, w);
+      y *= zv * vsigmoid<T>(zv);
+    }
+    store<T, FULL>(p.out + row, y, w);
+  }
+  for (int n = 0; n < N; ++n) {
+    Lanes<T> l(h[n]);
+    for (int k = 0; k < w; ++k) p.last[(b * nd + d0 + k) * N + n] = l.v[k];
+  }
+}
+
+template <typename T>
+struct Bwd {
+  const T *u, *dt, *z, *A, *B, *C, *D, *ckpt, *ysave, *g;
+  T *du, *ddt, *dz;
+};
+
+// Scratch of one work item, in vectors.
+template <typename T>
+struct Scratch {
+  Vec<T>* hbuf;   // [K][N] states of the chunk
+  Vec<T>* dabuf;  // [K][N] exp(Δ A) of the chunk
+  Vec<T>* gy;     // [K] gradient wrt y
+  Vec<T>* accB;   // [K][N] per-lane sums of dB over this item's blocks
+  Vec<T>* accC;   // [K][N]
+};
+
+// Backward through one chunk [t0, t0 + kk) for one block of channels; dh, dA, dD carry over chunks.
+template <typename T, int NT, bool FULL>
+void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64_t b, int64_t d0, int w,
+                     int64_t ck, Vec<T>* dh, Vec<T>* dA, Vec<T>* dD) {
+  using V = Vec<T>;
+  const int N = NT > 0 ? NT : (int)s.N;
+  const int64_t nd = s.nd, t0 = ck * s.K, kk = std::min(s.L, t0 + s.K) - t0;
+  V a[NT > 0 ? NT : kMaxState], h0[NT > 0 ? NT : kMaxState], h[NT > 0 ? NT : kMaxState];
+  const T* ckrow = p.ckpt + ((b * s.nck + ck) * N) * nd + d0;
+  for (int n = 0; n < N; ++n) {
+    a[n] = load<T, FULL>(p.A + n * nd + d0, w);
+    h0[n] = h[n] = load<T, FULL>(ckrow + n * nd, w);
+  }
+  const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
+  // 1. recompute the chunk's states, and go through the gate and the skip connection
+  for (int64_t j = 0; j < kk; ++j) {
+    const int64_t row = (b * s.L + t0 + j) * nd + d0;
+    const V uv = load<T, FULL>(p.u + row, w);
+    const V dtv = load<T, FULL>(p.dt + row, w);
+    const V dtu = dtv * uv;
+    const T* Bs = p.B + (b * s.L + t0 + j) * N;
+    V* hs = sc.hbuf + j * N;
+    V* das = sc.dabuf + j * N;
+    for (int n = 0; n < N; ++n) {
+      const V da = vexp(dtv * a[n]);
+      h[n] = da * h[n] + dtu * Bs[n];
+      hs[n] = h[n];
+      das[n] = da;
+    }
+    V gg = load<T, FULL>(p.g + row, w);
+    if (p.z) {
+      const V zv = load<T, FULL>(p.z + row, w), sz = vsigmoid<T>(zv);
+      store<T, FULL>(p.dz + row, gg * load<T, FULL>(p.ysave + row, w) * sz * (T(1) + zv * (T(1) - sz)), w);
+      gg *= zv * sz;
+    }
+    sc.gy[j] = gg;
+    *dD += gg * uv;
+  }
+  // 2. adjoint recurrence, backwards through the chunk
+  for (int64_t j = kk - 1; j >= 0; --j) {
+    const int64_t row = (b * s.L + t0 + j) * nd + d0;
+    const V uv = load<T, FULL>(p.u + row, w);
+    const V dtv = load<T, FULL>(p.dt + row, w);
+    const V dtu = dtv * uv;
+    const V gy = sc.gy[j];
+    const T* Bs = p.B + (b * s.L + t0 + j) * N;
+    const T* Cs = p.C + (b * s.L + t0 + j) * N;
+    const V* hc = sc.hbuf + j * N;
+    const V* hp = j > 0 ? sc.hbuf + (j - 1) * N : h0;
+    const V* da = sc.dabuf + j * N;
+    V* aB = sc.accB + j * N;
+    V* aC = sc.accC + j * N;
+    V ddv0 = {}, ddv1 = {}, sB0 = {}, sB1 = {};
+    int n = 0;
+    for (; n + 1 < N; n += 2) {
+      const V dht0 = dh[n] + gy * Cs[n], dht1 = dh[n + 1] + gy * Cs[n + 1];  // gradient wrt h_t
+      aC[n] += gy * hc[n];
+      aC[n + 1] += gy * hc[n + 1];
+      const V darg0 = dht0 * hp[n] * da[n], darg1 = dht1 * hp[n + 1] * da[n + 1];  // wrt Δ_t A
+      ddv0 += darg0 * a[n];
+      ddv1 += darg1 * a[n + 1];
+      sB0 += dht0 * Bs[n];
+      sB1 += dht1 * Bs[n + 1];
+      dA[n] += darg0 * dtv;
+      dA[n + 1] += darg1 * dtv;
+      aB[n] += dht0 * dtu;
+      aB[n + 1] += dht1 * dtu;
+      dh[n] = dht0 * da[n];
+      dh[n + 1] = dht1 * da[n + 1];
+    }
+    if (n < N) {
+      const V dht = dh[n] + gy * Cs[n];
+      aC[n] += gy * hc[n];
+      const V darg = dht * hp[n] * da[n];
+      ddv0 += darg * a[n];
+      sB0 += dht * Bs[n];
+      dA[n] += darg * dtv;
+      aB[n] += dht * dtu;
+      dh[n] = dht * da[n];
+    }
+    const V sB = sB0 + sB1;
+    store<T, FULL>(p.ddt + row, ddv0 + ddv1 + uv * sB, w);
+    store<T, FULL>(p.du + row, gy * Dv + dtv * sB, w);
+  }
 }
 
 template <typename T, int NT>
-void scan_fwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
-                   const at::Tensor& Ct, const T* Dp, const T* zp, T* outp, T* lastp, T* ckp, T* ysp, int64_t K) {
-  const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2);
-  const int N = NT > 0 ? NT : (int)A.size(1);
-  const int64_t nck = (L + K - 1) / K;
-  const T* up = u.data_ptr<T>();
-  const T* dtp = dt.data_ptr<T>();
-  const T* Ap = A.data_ptr<T>();
-  const T* Bp = Bt.data_ptr<T>();
-  const T* Cp = Ct.data_ptr<T>();
-  const int64_t grain = std::max<int64_t>(1, 32768 / (L * N));
-  at::parallel_for(0, nb * nd, grain, [&](int64_t begin, int64_t end) {
-    T h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState], prod[NT > 0 ? NT : kMaxState];
-    for (int64_t c = begin; c < end; ++c) {
-      const int64_t b = c / nd, d = c % nd;
-      const T* u_ = up + c * L;
-      const T* dt_ = dtp + c * L;
-      const T* B_ = Bp + b * L * N;
-      const T* C_ = Cp + b * L * N;
-      T* o_ = outp + c * L;
-      for (int i = 0; i < N; ++i) { a[i] = Ap[d * N + i]; h[i] = T(0); }
-      T* ck_ = ckp ? ckp + c * nck * N : nullptr;
-      for (int64_t t0 = 0; t0 < L; t0 += K) {
-        if (ck_) { std::memcpy(ck_ + (t0 / K) * N, h, sizeof(T) * N); }
-        const int64_t t1 = std::min(L, t0 + K);
-        for (int64_t t = t0; t < t1; ++t) {
-          const T dtt = dt_[t], dtu = dtt * u_[t];
-          const T* Bs = B_ + t * N;
-          const T* Cs = C_ + t * N;
-#pragma omp simd
-          for (int i = 0; i < N; ++i) {
-            const T hi = exp_(dtt * a[i]) * h[i] + dtu * Bs[i];
-            h[i] = hi;
-            prod[i] = hi * Cs[i];
-          }
-          o_[t] = hsum_<T, NT>(prod, N);
-        }
-      }
-      if (Dp) {
-        const T Dd = Dp[d];
-#pragma omp simd
-        for (int64_t t = 0; t < L; ++t) o_[t] += Dd * u_[t];
-      }
-      if (zp) {
-        const T* z_ = zp + c * L;
-        if (ysp) std::memcpy(ysp + c * L, o_, sizeof(T) * L);  // y before the gate, for dz
-#pragma omp simd
-        for (int64_t t = 0; t < L; ++t) o_[t] *= z_[t] * sigmoid_(z_[t]);
-      }
-      std::memcpy(lastp + c * N, h, sizeof(T) * N);
+void scan_fwd_impl(const Fwd<T>& p, const Dims& s) {
+  constexpr int W = lanes<T>();
+  const int64_t nblk = (s.nd + W - 1) / W;
+  at::parallel_for(0, s.nb * nblk, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / nblk, d0 = (item % nblk) * W;
+      const int w = (int)std::min<int64_t>(W, s.nd - d0);
+      if (w == W) fwd_block<T, NT, true>(p, s, b, d0, w);
+      else fwd_block<T, NT, false>(p, s, b, d0, w);
     }
   });
 }
 
+// G groups of channel blocks per batch row; every (row, group) is one work item.
 template <typename T, int NT>
-void scan_bwd_impl(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
-                   const at::Tensor& Ct, const T* Dp, const T* zp, const T* ysp, const T* ckp, const T* gp, int64_t K,
-                   int64_t G, T* dup, T* ddtp, T* dzp, T* dApart, T* dDpart, T* dBpart, T* dCpart) {
-  const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2);
-  const int N = NT > 0 ? NT : (int)A.size(1);
-  const int64_t nck = (L + K - 1) / K;
-  const int64_t per_group = (nd + G - 1) / G;
-  const T* up = u.data_ptr<T>();
-  const T* dtp = dt.data_ptr<T>();
-  const T* Ap = A.data_ptr<T>();
-  const T* Bp = Bt.data_ptr<T>();
-  const T* Cp = Ct.data_ptr<T>();
-  at::parallel_for(0, nb * G, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> hbuf(K * N), dabuf(K * N), ybuf(K), gybuf(K);
-    T h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState];
-    T dh[NT > 0 ? NT : kMaxState], dAacc[NT > 0 ? NT : kMaxState];
-    T pA[NT > 0 ? NT : kMaxState], pB[NT > 0 ? NT : kMaxState];
+void scan_bwd_impl(const Bwd<T>& p, const Dims& s, int64_t G, T* dApart, T* dDpart, T* dBpart, T* dCpart) {
+  constexpr int W = lanes<T>();
+  const int64_t N = s.N, K = s.K, nd = s.nd;
+  const int64_t nblk = (nd + W - 1) / W, per_group = (nblk + G - 1) / G;
+  at::parallel_for(0, s.nb * G, 1, [&](int64_t begin, int64_t end) {
+    using V = Vec<T>;
+    std::vector<V> buf((4 * N + 1) * K);  // std::vector of over-aligned types: C++17 aligns them
+    Scratch<T> sc{buf.data(), buf.data() + K * N, buf.data() + 2 * K * N, buf.data() + 2 * K * N + K,
+                  buf.data() + 3 * K * N + K};
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / G, gi = item % G;
-      const int64_t d0 = gi * per_group, d1 = std::min(nd, d0 + per_group);
-      T* dBg = dBpart + item * L * N;  // (L, N) partial of this (batch row, channel group)
-      T* dCg = dCpart + item * L * N;
-      const T* B_ = Bp + b * L * N;
-      const T* C_ = Cp + b * L * N;
-      for (int64_t d = d0; d < d1; ++d) {
-        const int64_t c = b * nd + d;
-        const T* u_ = up + c * L;
-        const T* dt_ = dtp + c * L;
-        const T* g_ = gp + c * L;
-        const T* z_ = zp ? zp + c * L : nullptr;
-        const T* ys_ = ysp ? ysp + c * L : nullptr;
-        const T* ck_ = ckp + c * nck * N;
-        T* du_ = dup + c * L;
-        T* ddt_ = ddtp + c * L;
-        T* dz_ = dzp ? dzp + c * L : nullptr;
-        const T Dd = Dp ? Dp[d] : T(0);
-        for (int i = 0; i < N; ++i) { a[i] = Ap[d * N + i]; dh[i] = T(0); dAacc[i] = T(0); }
-        T dDacc = T(0);
-        for (int64_t ck = nck - 1; ck >= 0; --ck) {
-          const int64_t t0 = ck * K, kk = std::min(L, t0 + K) - t0;
-          // 1. recompute this chunk's states (and y for dz, unless forward kept it)
-          std::memcpy(h, ck_ + ck * N, sizeof(T) * N);
-          for (int64_t j = 0; j < kk && ys_; ++j) {
-            const int64_t t = t0 + j;
-            const T dtt = dt_[t], dtu = dtt * u_[t];
-            const T* Bs = B_ + t * N;
-            T* hs = hbuf.data() + j * N;
-            T* das = dabuf.data() + j * N;
-#pragma omp simd
-            for (int i = 0; i < N; ++i) {
-              const T da = exp_(dtt * a[i]);
-              const T hi = da * h[i] + dtu * Bs[i];
-              h[i] = hi;
-              hs[i] = hi;
-              das[i] = da;
-            }
-          }
-          for (int64_t j = 0; j < kk && !ys_; ++j) {
-            const int64_t t = t0 + j;
-            const T dtt = dt_[t], dtu = dtt * u_[t];
-            const T* Bs = B_ + t * N;
-            const T* Cs = C_ + t * N;
-            T* hs = hbuf.data() + j * N;
-            T* das = dabuf.data() + j * N;
-#pragma omp simd
-            for (int i = 0; i < N; ++i) {
-              const T da = exp_(dtt * a[i]);
-              const T hi = da * h[i] + dtu * Bs[i];
-              h[i] = hi;
-              hs[i] = hi;
-              das[i] = da;
-              pB[i] = hi * Cs[i];
-            }
-            ybuf[j] = hsum_<T, NT>(pB, N) + Dd * u_[t];
-          }
-          // 2. gate and skip connection, vectorised over the chunk
-          T* gy = gybuf.data();
-          const T* yb = ybuf.data();
-#pragma omp simd reduction(+ : dDacc)
-          for (int64_t j = 0; j < kk; ++j) {
-            const int64_t t = t0 + j;
-            T gg = g_[t];
-            if (z_) {
-              const T zz = z_[t], sz = sigmoid_(zz);
-              const T y = ys_ ? ys_[t] : yb[j];
-              dz_[t] = gg * y * sz * (T(1) + zz * (T(1) - sz));
-              gg *= zz * sz;
-            }
-            gy[j] = gg;
-            du_[t] = gg * Dd;
-            dDacc += gg * u_[t];
-          }
-          // 3. adjoint recurrence, backwards through the chunk
-          for (int64_t j = kk - 1; j >= 0; --j) {
-            const int64_t t = t0 + j;
-            const T gyt = gy[j], dtt = dt_[t], ut = u_[t], dtu = dtt * ut;
-            const T* hp = j > 0 ? hbuf.data() + (j - 1) * N : ck_ + ck * N;
-            const T* hc = hbuf.data() + j * N;
-            const T* da = dabuf.data() + j * N;
-            const T* Bs = B_ + t * N;
-            const T* Cs = C_ + t * N;
-            T* dBs = dBg + t * N;
-            T* dCs = dCg + t * N;
-#pragma omp simd
-            for (int i = 0; i < N; ++i) {
-              const T dht = dh[i] + gyt * Cs[i];  // gradient wrt h_t
-              dCs[i] += gyt * hc[i];
-              const T darg = dht * hp[i] * da[i];  // gradient wrt Δ_t A
-              pB[i] = dht * Bs[i];
-              pA[i] = darg * a[i] + ut * pB[i];
-              dAacc[i] += darg * dtt;
-              dBs[i] += dht * dtu;
-              dh[i] = dht * da[i];
-            }
-            ddt_[t] = hsum_<T, NT>(pA, N);
-            du_[t] += dtt * hsum_<T, NT>(pB, N);
-          }
+      const int64_t blk0 = std::min(nblk, gi * per_group), blk1 = std::min(nblk, blk0 + per_group);
+      std::vector<V> carry((blk1 - blk0) * (2 * N + 1), V{});  // dh, dA, dD of each block
+      for (int64_t ck = s.nck - 1; ck >= 0; --ck) {
+        const int64_t t0 = ck * K, kk = std::min(s.L, t0 + K) - t0;
+        std::fill(sc.accB, sc.accB + kk * N, V{});
+        std::fill(sc.accC, sc.accC + kk * N, V{});
+        for (int64_t blk = blk0; blk < blk1; ++blk) {
+          const int64_t d0 = blk * W;
+          const int w = (int)std::min<int64_t>(W, nd - d0);
+          V* dh = carry.data() + (blk - blk0) * (2 * N + 1);
+          if (w == W) bwd_block_chunk<T, NT, true>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N);
+          else bwd_block_chunk<T, NT, false>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N);
         }
-        std::memcpy(dApart + c * N, dAacc, sizeof(T) * N);
-        dDpart[c] = dDacc;
+        for (int64_t j = 0; j < kk; ++j)
+          for (int64_t n = 0; n < N; ++n) {
+            dBpart[(item * s.L + t0 + j) * N + n] = hsum<T>(sc.accB[j * N + n]);
+            dCpart[(item * s.L + t0 + j) * N + n] = hsum<T>(sc.accC[j * N + n]);
+          }
+      }
+      for (int64_t blk = blk0; blk < blk1; ++blk) {
+        const int64_t d0 = blk * W;
+        const int w = (int)std::min<int64_t>(W, nd - d0);
+        const V* dA = carry.data() + (blk - blk0) * (2 * N + 1) + N;
+        for (int64_t n = 0; n < N; ++n) {
+          Lanes<T> l(dA[n]);
+          for (int k = 0; k < w; ++k) dApart[(b * N + n) * nd + d0 + k] = l.v[k];
+        }
+        Lanes<T> l(dA[N]);
+        for (int k = 0; k < w; ++k) dDpart[b * nd + d0 + k] = l.v[k];
       }
     }
   });
@@ -298,11 +386,11 @@ at::Tensor sum_groups(const at::Tensor& part) {
   return out;
 }
 
-void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
+Dims check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
            const at::Tensor& Ct, int64_t K) {
-  TORCH_CHECK(u.dim() == 3 && dt.sizes() == u.sizes(), "u and dt must be (b, d, l)");
-  TORCH_CHECK(A.dim() == 2 && A.size(0) == u.size(1) && A.size(1) <= kMaxState, "A must be (d, n), n <= 256");
-  TORCH_CHECK(Bt.dim() == 3 && Bt.size(0) == u.size(0) && Bt.size(1) == u.size(2) && Bt.size(2) == A.size(1),
+  TORCH_CHECK(u.dim() == 3 && dt.sizes() == u.sizes(), "u and dt must be (b, l, d)");
+  TORCH_CHECK(A.dim() == 2 && A.size(1) == u.size(2) && A.size(0) <= kMaxState, "A must be (n, d), n <= 128");
+  TORCH_CHECK(Bt.dim() == 3 && Bt.size(0) == u.size(0) && Bt.size(1) == u.size(1) && Bt.size(2) == A.size(0),
               "Bt must be (b, l, n)");
   TORCH_CHECK(Ct.sizes() == Bt.sizes(), "Ct must be (b, l, n)");
   for (const at::Tensor* t : {&u, &dt, &A, &Bt, &Ct}) {
@@ -311,6 +399,9 @@ void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const
   }
   TORCH_CHECK(u.scalar_type() == at::kFloat || u.scalar_type() == at::kDouble, "float32 or float64 only");
   TORCH_CHECK(K >= 1, "chunk must be positive");
+  TORCH_CHECK(u.size(1) >= 1 && A.size(0) >= 1, "length and d_state must be at least 1");
+  const int64_t L = u.size(1);
+  return Dims{u.size(0), L, u.size(2), A.size(0), K, (L + K - 1) / K};
 }
 
 template <typename T>
@@ -321,37 +412,40 @@ const T* opt_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int
   return t->data_ptr<T>();
 }
 
-#define DISPATCH_STATE(N, NAME, ...)                                     \
-  switch (N) {                                                           \
-    case 4: NAME<scalar_t, 4>(__VA_ARGS__); break;                       \
-    case 8: NAME<scalar_t, 8>(__VA_ARGS__); break;                       \
-    case 16: NAME<scalar_t, 16>(__VA_ARGS__); break;                     \
-    case 32: NAME<scalar_t, 32>(__VA_ARGS__); break;                     \
-    default: NAME<scalar_t, 0>(__VA_ARGS__); break;                      \
+// d_state known at compile time for the common sizes (float only; float64 is for tests)
+#define DISPATCH_STATE(N, NAME, ...)                                                  \
+  if constexpr (std::is_same<scalar_t, float>::value) {                               \
+    switch (N) {                                                                      \
+      case 4: NAME<scalar_t, 4>(__VA_ARGS__); break;                                  \
+      case 8: NAME<scalar_t, 8>(__VA_ARGS__); break;                                  \
+      case 16: NAME<scalar_t, 16>(__VA_ARGS__); break;                                \
+      case 32: NAME<scalar_t, 32>(__VA_ARGS__); break;                                \
+      default: NAME<scalar_t, 0>(__VA_ARGS__); break;                                 \
+    }                                                                                 \
+  } else {                                                                            \
+    NAME<scalar_t, 0>(__VA_ARGS__);                                                   \
   }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
     const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
     const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z, int64_t K, bool save) {
-  check(u, dt, A, Bt, Ct, K);
-  const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2), N = A.size(1);
+  const Dims s = check(u, dt, A, Bt, Ct, K);
   at::Tensor out = at::empty_like(u);
-  at::Tensor last = at::empty({nb, nd, N}, u.options());
-  at::Tensor ckpt = save ? at::empty({nb, nd, (L + K - 1) / K, N}, u.options()) : at::empty({0}, u.options());
+  at::Tensor last = at::empty({s.nb, s.nd, s.N}, u.options());
+  at::Tensor ckpt = save ? at::empty({s.nb, s.nck, s.N, s.nd}, u.options()) : at::empty({0}, u.options());
   const bool keep_y = save && z.has_value() && z->defined();
   at::Tensor ysave = keep_y ? at::empty_like(u) : at::empty({0}, u.options());
+  if (u.numel() == 0) {  // empty batch or no channels
+    last.zero_();
+    if (save) ckpt.zero_();
+    return {out, last, ckpt, ysave};
+  }
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_fwd", [&] {
-    const scalar_t* Dp = opt_ptr<scalar_t>(D, u, nd);
-    const scalar_t* zp = opt_ptr<scalar_t>(z, u, u.numel());
-    scalar_t* ckp = save ? ckpt.data_ptr<scalar_t>() : nullptr;
-    scalar_t* ysp = keep_y ? ysave.data_ptr<scalar_t>() : nullptr;
-    if constexpr (std::is_same<scalar_t, float>::value) {
-      DISPATCH_STATE(N, scan_fwd_impl, u, dt, A, Bt, Ct, Dp, zp, out.data_ptr<scalar_t>(),
-                     last.data_ptr<scalar_t>(), ckp, ysp, K)
-    } else {
-      scan_fwd_impl<scalar_t, 0>(u, dt, A, Bt, Ct, Dp, zp, out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
-                                 ckp, ysp, K);
-    }
+    Fwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
+                    A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
+                    opt_ptr<scalar_t>(D, u, s.nd), out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
+                    save ? ckpt.data_ptr<scalar_t>() : nullptr, keep_y ? ysave.data_ptr<scalar_t>() : nullptr};
+    DISPATCH_STATE(s.N, scan_fwd_impl, p, s)
   });
   return {out, last, ckpt, ysave};
 }
@@ -359,46 +453,45 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
 std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
                                  const at::Tensor& Bt, const at::Tensor& Ct, const c10::optional<at::Tensor>& D,
                                  const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& ysave,
-                                 const at::Tensor& ckpt, const at::Tensor& g,
-                                 int64_t K) {
-  check(u, dt, A, Bt, Ct, K);
-  const int64_t nb = u.size(0), nd = u.size(1), L = u.size(2), N = A.size(1);
+                                 const at::Tensor& ckpt, const at::Tensor& g, int64_t K) {
+  const Dims s = check(u, dt, A, Bt, Ct, K);
   TORCH_CHECK(g.sizes() == u.sizes() && g.is_contiguous() && g.scalar_type() == u.scalar_type(), "bad grad");
-  TORCH_CHECK(ckpt.dim() == 4 && ckpt.size(2) == (L + K - 1) / K && ckpt.is_contiguous(), "bad checkpoints");
-  // channel groups per batch row: enough work items to keep threads busy, independent of the
-  // thread count so that the summation order (and so the result) never changes
-  const int64_t G = std::min<int64_t>(nd, std::max<int64_t>(1, (32 + nb - 1) / nb));
-  at::Tensor du = at::empty_like(u), ddt = at::empty_like(u);
+  TORCH_CHECK(ckpt.dim() == 4 && ckpt.size(1) == s.nck && ckpt.is_contiguous(), "bad checkpoints");
   const bool has_z = z.has_value() && z->defined();
+  if (u.numel() == 0) {  // empty batch or no channels
+    return {at::zeros_like(u), at::zeros_like(u), at::zeros({s.N, s.nd}, u.options()),
+            at::zeros({s.nb, s.L, s.N}, u.options()), at::zeros({s.nb, s.L, s.N}, u.options()),
+            at::zeros({s.nd}, u.options()), has_z ? at::zeros_like(u) : at::empty({0}, u.options())};
+  }
+  constexpr int64_t W64 = 64;  // bytes per vector block
+  const int64_t W = W64 / (int64_t)u.element_size();
+  const int64_t nblk = (s.nd + W - 1) / W;
+  // groups of channel blocks per batch row: enough work items to keep threads busy, independent
+  // of the thread count so that the summation order (and so the result) never changes
+  const int64_t G = std::min<int64_t>(nblk, std::max<int64_t>(1, (16 + s.nb - 1) / s.nb));
+  at::Tensor du = at::empty_like(u), ddt = at::empty_like(u);
   at::Tensor dz = has_z ? at::empty_like(u) : at::empty({0}, u.options());
-  at::Tensor dApart = at::empty({nb, nd, N}, u.options());
-  at::Tensor dDpart = at::empty({nb, nd}, u.options());
-  at::Tensor dBpart = at::zeros({nb, G, L * N}, u.options());
-  at::Tensor dCpart = at::zeros({nb, G, L * N}, u.options());
+  at::Tensor dApart = at::empty({s.nb, s.N * s.nd}, u.options());
+  at::Tensor dDpart = at::empty({s.nb, s.nd}, u.options());
+  at::Tensor dBpart = at::empty({s.nb, G, s.L * s.N}, u.options());
+  at::Tensor dCpart = at::empty({s.nb, G, s.L * s.N}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_bwd", [&] {
-    const scalar_t* Dp = opt_ptr<scalar_t>(D, u, nd);
-    const scalar_t* zp = opt_ptr<scalar_t>(z, u, u.numel());
-    scalar_t* dzp = has_z ? dz.data_ptr<scalar_t>() : nullptr;
     const scalar_t* ysp = has_z ? opt_ptr<scalar_t>(ysave, u, u.numel()) : nullptr;
-    if constexpr (std::is_same<scalar_t, float>::value) {
-      DISPATCH_STATE(N, scan_bwd_impl, u, dt, A, Bt, Ct, Dp, zp, ysp, ckpt.data_ptr<scalar_t>(),
-                     g.data_ptr<scalar_t>(), K, G, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dzp,
-                     dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(), dBpart.data_ptr<scalar_t>(),
-                     dCpart.data_ptr<scalar_t>())
-    } else {
-      scan_bwd_impl<scalar_t, 0>(u, dt, A, Bt, Ct, Dp, zp, ysp, ckpt.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), K,
-                                 G, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dzp,
-                                 dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(),
-                                 dBpart.data_ptr<scalar_t>(), dCpart.data_ptr<scalar_t>());
-    }
+    TORCH_CHECK(!has_z || ysp, "the pre-gate output y is needed when z is given");
+    Bwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
+                    A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
+                    opt_ptr<scalar_t>(D, u, s.nd), ckpt.data_ptr<scalar_t>(), ysp, g.data_ptr<scalar_t>(),
+                    du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), has_z ? dz.data_ptr<scalar_t>() : nullptr};
+    DISPATCH_STATE(s.N, scan_bwd_impl, p, s, G, dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(),
+                   dBpart.data_ptr<scalar_t>(), dCpart.data_ptr<scalar_t>())
   });
   at::Tensor dB, dC, dA, dD;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_reduce", [&] {
-    dB = sum_groups<scalar_t>(dBpart).view({nb, L, N});
-    dC = sum_groups<scalar_t>(dCpart).view({nb, L, N});
+    dB = sum_groups<scalar_t>(dBpart).view({s.nb, s.L, s.N});
+    dC = sum_groups<scalar_t>(dCpart).view({s.nb, s.L, s.N});
     // sums over the batch, in batch order
-    dA = sum_groups<scalar_t>(dApart.view({1, nb, nd * N})).view({nd, N});
-    dD = sum_groups<scalar_t>(dDpart.view({1, nb, nd})).view({nd});
+    dA = sum_groups<scalar_t>(dApart.view({1, s.nb, s.N * s.nd})).view({s.N, s.nd});
+    dD = sum_groups<scalar_t>(dDpart.view({1, s.nb, s.nd})).view({s.nd});
   });
   return {du, ddt, dA.contiguous(), dB, dC, dD.contiguous(), dz};
 }
