@@ -20,8 +20,9 @@ Three steps, each usable alone:
 
 The allowlist (`ALLOWED_FILES` plus three patterns):
     config.json, generation_config.json        configuration (config.json needs an auto_map)
-    <module>.py                                only modules named in auto_map and the modules they
-                                               import with `from .module import name`
+    <module>.py                                only modules named in auto_map (config and tokenizer)
+                                               or custom_pipelines, and the modules they import
+                                               with `from .module import name`
     model.safetensors, or model.safetensors.index.json + the shards it lists
     tokenizer.json, tokenizer_config.json, special_tokens_map.json, added_tokens.json,
     vocab.txt, vocab.json, merges.txt          tokenizer (tokenizer_config.json + one vocabulary)
