@@ -48,7 +48,8 @@ def load_split(args):
         return load_from_disk(args.dataset_path)[args.split]
     if not args.files or not args.data_format:
         raise SystemExit("give --files with --data_format, --dataset_path or --protocol")
-    from .data import build_dataset_dict, read_files
+    from .data import read_files
+    from .data.features import build_dataset_dict
 
     sentences, report = read_files(args.data_format, args.files)
     logger.info("%s", report.summary())

@@ -72,7 +72,7 @@ class DataArguments:
     conll_token_column: int = field(default=0, metadata={"help": "CoNLL token column"})
     conll_tag_column: int = field(default=-1, metadata={"help": "CoNLL tag column"})
     conll_scheme: str = field(default="auto", metadata={"help": "Tag scheme of CoNLL input: auto, IOB1, IOB2, IOBES, BMES"})
-    brat_sentences: bool = field(default=True, metadata={"help": "Split brat documents into sentences (else whole documents)"})
+    brat_split: str = field(default="sentence", metadata={"help": "brat documents as training units: sentence, line or document"})
     max_length: int | None = field(default=None, metadata={"help": "Truncate to this many tokens (default: no limit)"})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation/test examples"})
@@ -81,6 +81,7 @@ class DataArguments:
 
 @dataclass
 class RunArguments:
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints (else resume from the last one)"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement"})
     make_plots: bool = field(default=True, metadata={"help": "Save loss/F1 curves, per-type F1 bars and a confusion matrix"})
     model_card_dataset: str | None = field(default=None, metadata={"help": "Dataset name for the model card"})
@@ -98,7 +99,8 @@ def parse_args(argv: list[str] | None = None):
 # ----------------------------------------------------------------------------------- data
 def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
     """A DatasetDict with `train` (and `validation`, `test` when available): tokens + ner_tags."""
-    from .data import build_dataset_dict, read_files, split_sentences
+    from .data import read_files
+    from .data.features import build_dataset_dict, split_sentences
 
     if data_args.protocol:
         from .data.protocols import load_protocol
@@ -115,7 +117,7 @@ def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
         options = {"token_column": data_args.conll_token_column, "tag_column": data_args.conll_tag_column,
                    "input_scheme": data_args.conll_scheme}
     elif data_args.data_format == "brat":
-        options = {"split_sentences": data_args.brat_sentences}
+        options = {"split": data_args.brat_split}
     splits = {}
     for split, files in (("train", data_args.train_files), ("validation", data_args.validation_files),
                          ("test", data_args.test_files)):
@@ -124,8 +126,9 @@ def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
             logger.info("%s (%s):\n%s", split, ", ".join(files), report.summary())
             splits[split] = sentences
     if "validation" not in splits and data_args.validation_split_ratio > 0:
-        splits["train"], splits["validation"] = split_sentences(
-            splits["train"], ratio=data_args.validation_split_ratio, seed=data_args.split_seed)
+        ratio = data_args.validation_split_ratio
+        parts = split_sentences(splits["train"], ratios={"train": 1 - ratio, "validation": ratio}, seed=data_args.split_seed)
+        splits["train"], splits["validation"] = parts["train"], parts["validation"]
     return build_dataset_dict(splits)
 
 
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
+    logger.info("world size %d, device %s", training_args.world_size, training_args.device)
 
     # 2. Data
     raw = load_raw_datasets(data_args)
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     # 6. Train (resuming when asked or when the output folder holds a checkpoint)
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and output_dir.is_dir() and not training_args.overwrite_output_dir:
+        if checkpoint is None and output_dir.is_dir() and not run_args.overwrite_output_dir:
             checkpoint = get_last_checkpoint(str(output_dir))
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
@@ -253,10 +257,30 @@ def main(argv: list[str] | None = None) -> int:
         print("\nentity-level scores (seqeval, default mode):")
         for split, s in summary.items():
             print(f"  {split:<10} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  (strict F1 {s['strict_f1']:.4f})")
-        print(f"checkpoint: {output_dir.resolve()}")
+        export_dir = _export(output_dir)
+        print(f"checkpoint: {export_dir.resolve()}  (Trainer state and checkpoints: {output_dir.resolve()})")
         if run_args.make_plots:
             print(f"pictures:   {(output_dir / 'plots').resolve()}")
     return 0
+
+
+def _export(output_dir: Path) -> Path:
+    """Copy the shareable files (config, code, safetensors, tokenizer, card, results) to `output_dir/model`.
+
+    The Trainer's folder also holds `training_args.bin` (a pickle), optimizer state and checkpoints,
+    which `hub_upload.py` refuses; `model/` is what to load, share and upload.
+    """
+    import shutil
+
+    from .hub import export_checkpoint
+
+    export_dir = output_dir / "model"
+    if export_dir.exists():
+        shutil.rmtree(export_dir)
+    result = export_checkpoint(output_dir, export_dir)
+    if result.errors:
+        logger.warning("the exported checkpoint %s is not ready to upload: %s", export_dir, "; ".join(result.errors))
+    return export_dir
 
 
 def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, training_args) -> None:
