@@ -352,6 +352,14 @@ def test_export_copies_only_the_uploadable_files(fake_checkpoint, tmp_path, capl
     assert "left out test_scores.json: JSON file not on the allowlist" in caplog.text
 
 
+def test_export_into_a_subfolder_of_the_source(fake_checkpoint, caplog):
+    # training.py exports output_dir -> output_dir/model
+    caplog.set_level("INFO", logger="mamba_ner.hub")
+    result = export_checkpoint(fake_checkpoint, fake_checkpoint / "model")
+    assert result.errors == [] and result.files == FAKE_FILES
+    assert "left out" not in caplog.text
+
+
 def test_export_refuses_a_folder_that_is_not_empty(fake_checkpoint, tmp_path):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "old.txt").write_text("x")

@@ -376,11 +376,12 @@ def export_checkpoint(source: str | os.PathLike, destination: str | os.PathLike)
     if destination.exists() and any(destination.iterdir()):
         raise FileExistsError(f"{destination}: not empty; export into a new folder")
     found = validate_checkpoint_dir(source)
+    left_out = sorted({path.name for path in source.iterdir()} - set(found.files))  # before `destination` may appear
     destination.mkdir(parents=True, exist_ok=True)
     for name in found.files:
         shutil.copy2(source / name, destination / name)
     logger.info("exported %d files from %s to %s", len(found.files), source, destination)
-    for name in sorted({path.name for path in source.iterdir()} - set(found.files)):
+    for name in left_out:
         reason = next((e for e in found.errors if e.startswith((f"{name}:", f"{name}/:"))), name)
         logger.info("left out %s", reason)
     return validate_checkpoint_dir(destination)
