@@ -202,7 +202,7 @@ def _build_document(txt_path, ann_path, text, candidates, split, tokenize, overl
     protected = [(offsets[c.first][0], offsets[c.last - 1][1]) for c in kept]
     line_starts = [0] + [match.end() for match in re.finditer("\n", text)]
     sentences, entity_index = [], 0
-    for start, end in sentence_bounds(text, split, protected, max_chars):
+    for start, end in sentence_bounds(text, split, protected, max_chars, mode):
         first, last = token_range(starts, start, end)
         if first == last:
             continue

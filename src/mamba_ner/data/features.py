@@ -16,15 +16,16 @@ parquet keep it; `mamba-ner convert` also writes it to `labels.json`.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+import pyarrow as pa
+from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
 
 from .bio import canonical_scheme, split_tag, tags_to_spans
 from .records import Sentence
 from .report import ConversionReport
-from .tagging import gc_paused
 
 _PREFIXES = {"IOB2": "BI", "IOB1": "BI", "IOBES": "BIES", "BMES": "BMES"}
 
@@ -38,12 +39,13 @@ def label_list_from(data, scheme: str = "IOB2") -> list[str]:
         scheme (`str`): decides the prefixes per type (`B I` for IOB1/IOB2, `B I E S` for
             IOBES, `B M E S` for BMES).
     """
-    types = set()
+    types, tags = set(), set()
     for item in _flatten(data):
         if isinstance(item, str):
             types.add(item)
         elif item is not None:
-            types.update(split_tag(tag)[1] for tag in item if tag != "O")
+            tags.update(item)
+    types.update(split_tag(tag)[1] for tag in tags if tag != "O")
     return labels_for_types(sorted(types), scheme)
 
 
@@ -84,7 +86,7 @@ def build_dataset(sentences: Sequence[Sentence], label_list: Sequence[str] | Non
     has_tags = labelled == {True}
     if has_tags and label_list is None:
         raise ValueError("labelled sentences need a label list")
-    columns = {"tokens": [list(s.tokens) for s in sentences]}
+    columns = {"tokens": _list_array([s.tokens for s in sentences], pa.string())}
     if has_tags:
         label_to_id = {label: index for index, label in enumerate(label_list)}
         ner_tags = []
@@ -93,15 +95,35 @@ def build_dataset(sentences: Sequence[Sentence], label_list: Sequence[str] | Non
                 ner_tags.append([label_to_id[tag] for tag in sentence.tags])
             except KeyError as error:
                 raise ValueError(f"{sentence.source or sentence.doc_id}: tag {error.args[0]!r} is not in the label list {list(label_list)}") from None
-        columns["ner_tags"] = ner_tags
+        columns["ner_tags"] = _list_array(ner_tags, pa.int64())
     columns.update(
-        doc_id=[s.doc_id for s in sentences],
-        sentence_index=[s.index for s in sentences],
-        offsets=[s.offsets for s in sentences],
-        source=[s.source for s in sentences],
+        doc_id=pa.array([s.doc_id for s in sentences], pa.string()),
+        sentence_index=pa.array([s.index for s in sentences], pa.int32()),
+        offsets=_offsets_array([s.offsets for s in sentences]),
+        source=pa.array([s.source for s in sentences], pa.string()),
     )
-    with gc_paused():
-        return Dataset.from_dict(columns, features=dataset_features(label_list if has_tags else None))
+    features = dataset_features(label_list if has_tags else None)
+    table = pa.Table.from_arrays(list(columns.values()), schema=features.arrow_schema)
+    return Dataset(table, info=DatasetInfo(features=features))
+
+
+# `Dataset.from_dict` encodes nested lists element by element in Python (~20 s for the 2.7M
+# tokens of Ruijin); building the Arrow arrays directly takes about a second.
+def _list_array(rows: Sequence[Sequence], value_type: pa.DataType) -> pa.ListArray:
+    boundaries = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in rows], out=boundaries[1:])
+    values = pa.array(list(chain.from_iterable(rows)), value_type)
+    return pa.ListArray.from_arrays(pa.array(boundaries.astype(np.int32)), values)
+
+
+def _offsets_array(rows: Sequence[Sequence[tuple[int, int]] | None]) -> pa.ListArray:
+    present = [row if row is not None else () for row in rows]
+    boundaries = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in present], out=boundaries[1:])
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(present)), dtype=np.int32, count=int(boundaries[-1]) * 2)
+    pairs = pa.FixedSizeListArray.from_arrays(pa.array(flat), 2)
+    mask = pa.array([row is None for row in rows], pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(boundaries.astype(np.int32)), pairs, mask=mask)
 
 
 def build_dataset_dict(splits: Mapping[str, Sequence[Sentence]], label_list: Sequence[str] | None = None, scheme: str = "IOB2") -> DatasetDict:

@@ -8,8 +8,9 @@ Used by the brat reader and by prediction on raw text. Tokenisation:
   single punctuation characters (space-separated text such as English);
 * `"auto"`: `"char"` if the text holds any CJK character, else `"word"`.
 
-Sentence boundaries (`split="sentence"`) come after runs of `。！？；!?;`, after `.` followed by
-whitespace, and at blank lines; `split="line"` cuts at every line break; `split="document"`
+Sentence boundaries (`split="sentence"`) come after runs of `。！？；!?;`, at blank lines and,
+in text tokenised per word (not CJK), after `.` followed by whitespace (in Chinese text an ASCII
+`.` is a decimal point or list number, often broken over a PDF line: `P<0.\n05`); `split="line"` cuts at every line break; `split="document"`
 keeps one piece. Line breaks alone are not boundaries for `"sentence"` because corpora such as
 Ruijin keep the hard line breaks of the PDF and entities run across them. A piece longer than
 `max_chars` is cut again at the last `，,、：:` or line break before the limit (or at the limit).
@@ -25,7 +26,8 @@ SPLIT_MODES = ("sentence", "line", "document")
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
-_SENTENCE_END = re.compile(r"[。！？；!?;]+|\.(?=\s)|\n[^\S\n]*\n")
+_SENTENCE_END = re.compile(r"[。！？；!?;]+|\n[^\S\n]*\n")
+_SENTENCE_END_WITH_PERIOD = re.compile(r"[。！？；!?;]+|\.(?=\s)|\n[^\S\n]*\n")
 _LINE_END = re.compile(r"\n")
 _SOFT_END = re.compile(r"[，,、：:]|\n")
 
@@ -56,13 +58,15 @@ def tokenize_text(text: str, mode: str = "auto") -> tuple[list[str], list[tuple[
 
 
 def sentence_bounds(
-    text: str, split: str = "sentence", protected: list[tuple[int, int]] = (), max_chars: int | None = 512
+    text: str, split: str = "sentence", protected: list[tuple[int, int]] = (), max_chars: int | None = 512, mode: str = "auto"
 ) -> list[tuple[int, int]]:
     """Character ranges `(start, end)` that cover `text` without gaps, cut as the module docstring says.
 
     Args:
         text (`str`): the document.
         split (`str`): `"sentence"`, `"line"` or `"document"`.
+        mode (`str`): the tokenisation mode (`"auto"`, `"char"`, `"word"`); in `"word"` mode a `.`
+            before whitespace also ends a sentence.
         protected: `(start, end)` character spans no cut may fall strictly inside (entities).
         max_chars (`int`, *optional*): soft maximum length of a piece; `None` for no limit.
     """
@@ -72,7 +76,10 @@ def sentence_bounds(
     blocked = _blocked_positions(n, protected)
     if split == "document":
         return [(0, n)] if n else []
-    pattern = _SENTENCE_END if split == "sentence" else _LINE_END
+    if split == "line":
+        pattern = _LINE_END
+    else:
+        pattern = _SENTENCE_END_WITH_PERIOD if resolve_mode(text, mode) == "word" else _SENTENCE_END
     cuts = [0] + [m.end() for m in pattern.finditer(text) if 0 < m.end() < n and not blocked[m.end()]] + [n]
     bounds = []
     for start, end in zip(cuts, cuts[1:]):
