@@ -1,0 +1,474 @@
+"""Tag raw text, brat folders and CoNLL / char-per-line files with a trained checkpoint.
+
+    mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling]
+                      [--batch_size 8] [--max_length N [--stride S]] [--device auto|cpu|cuda] [--html]
+
+From Python: `tag_texts(model, tokenizer, texts)` returns `(start, end, type, score)` character
+spans per text; `tag_words(model, tokenizer, word_lists)` returns `(tag, score)` per word.
+
+How text becomes a chain. Raw text is cut into words with the data layer's `tokenize_text` (every
+non-space character for Chinese, words and punctuation otherwise: the tokenisation brat data is
+trained on), the words go through the tokenizer with `is_split_into_words=True`, and the CRF
+decodes one position per word (the emissions of its first sub-token, as training labels it), so
+Chinese is tagged per character and English per word. Tags are the constrained Viterbi path;
+scores are CRF marginal probabilities (`pipeline_mamba_crf.crf_word_tags`); an entity's score is
+the mean over its words.
+
+Long documents. By default each text is one sequence, tagged in one forward pass whatever its
+length (the model has no position limit and its memory grows linearly). Sequences are batched in
+order of length, at most `batch_size` of them and `max_batch_tokens` padded tokens per batch (a
+longer single sequence still goes alone). `max_length` tags windows of that many tokens that
+overlap by `stride`; each word keeps the prediction of the window where it lies farthest from an
+edge, so windows only differ from one pass near their seams.
+
+Outputs. Text and brat inputs give brat standoff (`<name>.txt` copied byte-exactly, `<name>.ann`
+with a `T` line per entity and an `AnnotatorNotes` line with its score; `annotation.conf` and
+`visual.conf` in the output folder), which opens in the brat annotation tool. CoNLL and
+char-per-line inputs give CoNLL columns `token [gold] predicted`, blank lines between sentences.
+`--html` adds a displaCy-style page per document (`html_view`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import read_files
+from .data.bio import tags_to_spans
+from .data.brat import write_brat
+from .data.text import TOKENIZE_MODES, tokenize_text
+from .html_view import colors_for_types, write_html
+from .pipeline_mamba_crf import crf_word_tags, silence_length_warning
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("auto", "text", "brat", "conll", "rocling")
+Span = tuple[int, int, str, float]
+_TAG = re.compile(r"^([BIMES])[-_](.+)$")
+_CONLL_SUFFIXES = (".conll", ".conllu", ".bio", ".iob", ".iob2", ".bioes", ".tsv", ".col")
+
+
+# ----------------------------------------------------------------------------- tagging
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`"auto"`/None: CUDA when available, else CPU; anything else as `torch.device` reads it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _entity_labels(model) -> list[str]:
+    """The model's labels in id order, as `B-X` / `O` (a `B_X` separator is rewritten)."""
+    labels = []
+    for i in range(model.config.num_labels):
+        label = model.config.id2label[i]
+        match = _TAG.match(label)
+        if label != "O" and match is None:
+            raise ValueError(f"label {i} {label!r} of the model is not O or B-/I-/M-/E-/S-TYPE; cannot turn tags into entities")
+        labels.append(label if match is None else f"{match.group(1)}-{match.group(2)}")
+    return labels
+
+
+def _encode(tokenizer, word_lists: list[list[str]], max_length: int | None, stride: int | None) -> list[dict]:
+    """Sequences to run: `{"text": i, "ids", "special", "word_ids"}` (one per text, or per window)."""
+    options = {"truncation": False}
+    silence_length_warning(tokenizer)
+    if max_length is not None:
+        stride = max_length // 4 if stride is None else stride
+        n_special = tokenizer.num_special_tokens_to_add()
+        if not 0 <= stride < max_length - n_special:
+            raise ValueError(f"need 0 <= stride < max_length - {n_special} special tokens, got stride={stride}, max_length={max_length}")
+        options = {"truncation": True, "max_length": max_length, "stride": stride, "return_overflowing_tokens": True}
+    elif stride is not None:
+        raise ValueError("stride needs max_length")
+    units = []
+    nonempty = [i for i, words in enumerate(word_lists) if words]
+    if not nonempty:
+        return units
+    encoding = tokenizer([word_lists[i] for i in nonempty], is_split_into_words=True, return_special_tokens_mask=True, **options)
+    sample = encoding.get("overflow_to_sample_mapping", list(range(len(nonempty))))
+    for row, input_ids in enumerate(encoding["input_ids"]):
+        word_ids = encoding.word_ids(row)
+        units.append({
+            "text": nonempty[sample[row]], "ids": input_ids, "special": encoding["special_tokens_mask"][row],
+            "word_ids": [-1 if w is None else w for w in word_ids],
+        })
+    return units
+
+
+def _batches(units: list[dict], batch_size: int, max_batch_tokens: int) -> list[list[dict]]:
+    """Units in decreasing length, grouped so that a batch's padded size stays under the budget."""
+    batches, current = [], []
+    for unit in sorted(units, key=lambda u: -len(u["ids"])):
+        width = len(current[0]["ids"]) if current else len(unit["ids"])
+        if current and (len(current) >= batch_size or width * (len(current) + 1) > max_batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(unit)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@torch.no_grad()
+def _run_batch(model, batch: list[dict], pad_id: int, device: torch.device):
+    """Forward one padded batch; returns per-token `(tags, scores)`, each (b, l) on the CPU."""
+    length = max(len(unit["ids"]) for unit in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), length), dtype=torch.long)
+    word_ids = torch.full((len(batch), length), -1, dtype=torch.long)
+    special = torch.ones((len(batch), length), dtype=torch.bool)
+    for row, unit in enumerate(batch):
+        n = len(unit["ids"])
+        ids[row, :n] = torch.tensor(unit["ids"])
+        attention[row, :n] = 1
+        word_ids[row, :n] = torch.tensor(unit["word_ids"])
+        special[row, :n] = torch.tensor(unit["special"], dtype=torch.bool)
+    ids, attention, word_ids, special = (t.to(device) for t in (ids, attention, word_ids, special))
+    emissions = model(input_ids=ids, attention_mask=attention, return_predictions=False).logits  # (b, l, k)
+    token_mask = attention.bool() & ~special & (word_ids >= 0)  # (b, l)
+    tags, scores = crf_word_tags(model.crf, emissions, token_mask, word_ids, pooling="first")
+    return tags.cpu(), scores.cpu()
+
+
+def tag_words(
+    model, tokenizer, word_lists: Sequence[Sequence[str]], batch_size: int = 8, max_length: int | None = None,
+    device: str | torch.device | None = None, stride: int | None = None, max_batch_tokens: int = 16384, progress: bool = False,
+) -> list[list[tuple[str, float]]]:
+    """Tag pre-split words (characters for Chinese): `(tag, score)` per word of every list.
+
+    Args:
+        model: a `MambaCrfForTokenClassification` (anything with `.crf` and `logits` emissions).
+        tokenizer: its fast tokenizer.
+        word_lists: the words of each text; each list is one sequence (or windows, see `max_length`).
+        batch_size (`int`): most sequences per forward pass.
+        max_length (`int`, *optional*): tag windows of this many tokens; default one pass per text.
+        device: where to run; default the model's device (a given device moves the model there).
+        stride (`int`, *optional*): tokens shared by consecutive windows (default `max_length // 4`).
+        max_batch_tokens (`int`): most padded tokens per batch (a longer single text runs alone).
+        progress (`bool`): show a tqdm bar over tokens.
+
+    Returns:
+        per text, per word, `(tag, score)`: the Viterbi tag (`B-X`, `I-X`, `O`, ...) and its CRF
+        marginal probability. A word the tokenizer gives no token gets `("O", 0.0)`.
+    """
+    labels = _entity_labels(model)
+    if device is not None:
+        model.to(resolve_device(device))
+    device = next(model.parameters()).device
+    model.eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    word_lists = [list(words) for words in word_lists]
+    units = _encode(tokenizer, word_lists, max_length, stride)
+    best = [dict() for _ in word_lists]  # text -> word -> (distance to the window edge, tag id, score)
+    with tqdm(total=sum(len(u["ids"]) for u in units), unit="tok", desc="tagging", disable=not progress) as bar:
+        for batch in _batches(units, batch_size, max_batch_tokens):
+            tags, scores = _run_batch(model, batch, pad_id, device)
+            for row, unit in enumerate(batch):
+                _keep_central(best[unit["text"]], unit["word_ids"], tags[row].tolist(), scores[row].tolist())
+            bar.update(sum(len(unit["ids"]) for unit in batch))
+    results = []
+    for text_index, words in enumerate(word_lists):
+        chosen = best[text_index]
+        results.append([
+            (labels[chosen[w][1]], chosen[w][2]) if w in chosen else ("O", 0.0) for w in range(len(words))
+        ])
+    return results
+
+
+def _keep_central(best: dict, word_ids: list[int], tags: list[int], scores: list[float]) -> None:
+    """Record each word's (tag, score) at its first token, if this window sees it more centrally."""
+    positions = [p for p, w in enumerate(word_ids) if w >= 0 and tags[p] >= 0]
+    if not positions:
+        return
+    first, last = positions[0], positions[-1]
+    previous = None
+    for p in positions:
+        word = word_ids[p]
+        if word != previous:
+            distance = min(p - first, last - p)
+            if word not in best or distance > best[word][0]:
+                best[word] = (distance, tags[p], scores[p])
+        previous = word
+
+
+def tag_texts(
+    model, tokenizer, texts: Sequence[str], batch_size: int = 8, max_length: int | None = None,
+    device: str | torch.device | None = None, stride: int | None = None, tokenize: str = "auto", progress: bool = False,
+    max_batch_tokens: int = 16384,
+) -> list[list[Span]]:
+    """Entities of raw texts as character spans.
+
+    Args:
+        texts: the documents; each is tagged whole in one pass unless `max_length` is given.
+        tokenize (`str`): how text is cut into words (`text.tokenize_text`): `"auto"` (characters
+            when the text has CJK, else words), `"char"` or `"word"`.
+        Other arguments as for `tag_words`.
+
+    Returns:
+        per text, `(start, end, type, score)` spans with `text[start:end]` the entity (end
+        exclusive) and `score` the mean CRF marginal of its words' tags, sorted by start.
+    """
+    if tokenize not in TOKENIZE_MODES:
+        raise ValueError(f"tokenize must be one of {TOKENIZE_MODES}, got {tokenize!r}")
+    words_and_offsets = [tokenize_text(text, tokenize) for text in texts]
+    tagged = tag_words(model, tokenizer, [words for words, _ in words_and_offsets], batch_size=batch_size,
+                       max_length=max_length, device=device, stride=stride, progress=progress, max_batch_tokens=max_batch_tokens)
+    return [_spans(offsets, word_tags) for (_, offsets), word_tags in zip(words_and_offsets, tagged)]
+
+
+def _spans(offsets: list[tuple[int, int]], word_tags: list[tuple[str, float]]) -> list[Span]:
+    spans = []
+    for first, last, entity_type in tags_to_spans([tag for tag, _ in word_tags]):
+        score = sum(score for _, score in word_tags[first:last]) / (last - first)
+        spans.append((offsets[first][0], offsets[last - 1][1], entity_type, score))
+    return spans
+
+
+# ----------------------------------------------------------------------------- files
+@dataclass
+class PredictOptions:
+    """What every `predict_*` function passes to `tag_words` / `tag_texts`."""
+
+    batch_size: int = 8
+    max_length: int | None = None
+    stride: int | None = None
+    device: str | None = None
+    tokenize: str = "auto"
+    html: bool = False
+    progress: bool = False
+
+    def tagging(self) -> dict:
+        return {"batch_size": self.batch_size, "max_length": self.max_length, "stride": self.stride,
+                "device": self.device, "progress": self.progress}
+
+
+def _read_exact(path: Path) -> str:
+    with open(path, encoding="utf-8", newline="") as handle:  # offsets count CRLF as two characters, as brat does
+        return handle.read()
+
+
+def _entity_types(model) -> list[str]:
+    return sorted({label[2:] for label in _entity_labels(model) if label != "O"})
+
+
+def _write_brat_documents(model, tokenizer, documents: list[tuple[str, str, Path]], output_dir: Path, options: PredictOptions) -> list[Path]:
+    """Tag `(doc_id, text, out_folder)` documents and write brat files (+ HTML). Returns the .ann paths."""
+    spans = tag_texts(model, tokenizer, [text for _, text, _ in documents], tokenize=options.tokenize, **options.tagging())
+    types = _entity_types(model)
+    colors = colors_for_types(types)
+    written = []
+    for (doc_id, text, folder), doc_spans in zip(documents, spans):
+        ann = write_brat(doc_id, text, [s[:3] for s in doc_spans], folder)
+        _add_score_notes(ann, doc_spans)
+        if options.html:
+            write_html(folder / f"{doc_id}.html", text, doc_spans, title=doc_id, colors=colors)
+        written.append(ann)
+    _write_brat_config(output_dir, types, colors)
+    logger.info("wrote %d brat document(s) with %d entities to %s", len(written), sum(map(len, spans)), output_dir)
+    return written
+
+
+def _add_score_notes(ann_path: Path, spans: list[Span]) -> None:
+    """Append an `AnnotatorNotes` line with the score of each `T` line (shown by brat on hover)."""
+    score_of = {(s, e, t): score for s, e, t, score in spans}
+    notes = []
+    with open(ann_path, encoding="utf-8", newline="") as handle:
+        t_lines = [line for line in handle.read().split("\n") if line.startswith("T") and line.count("\t") >= 2]
+    for line in t_lines:
+        ann_id, type_and_offsets, _ = line.split("\t", 2)
+        entity_type, offsets = type_and_offsets.split(" ", 1)
+        bounds = [int(b) for piece in offsets.split(";") for b in piece.split()]
+        score = score_of.get((bounds[0], bounds[-1], entity_type))
+        if score is not None:
+            notes.append(f"#{len(notes) + 1}\tAnnotatorNotes {ann_id}\tscore {score:.4f}")
+    with open(ann_path, "a", encoding="utf-8") as handle:
+        handle.write("".join(note + "\n" for note in notes))
+
+
+def _write_brat_config(output_dir: Path, types: list[str], colors: dict[str, str]) -> None:
+    """`annotation.conf` (the entity types) and `visual.conf` (the HTML view's colours), if absent."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    annotation = output_dir / "annotation.conf"
+    if not annotation.exists():
+        annotation.write_text("[entities]\n" + "".join(f"{t}\n" for t in types) + "\n[relations]\n\n[events]\n\n[attributes]\n", encoding="utf-8")
+    visual = output_dir / "visual.conf"
+    if not visual.exists():
+        drawing = "".join(f"{t}\tbgColor:{colors[t]}\n" for t in types)
+        visual.write_text("[labels]\n\n[drawing]\n" + drawing, encoding="utf-8")
+
+
+def predict_text_file(model, tokenizer, path: str | Path, output_dir: str | Path, options: PredictOptions | None = None) -> Path:
+    """Tag a raw text file in one pass; writes `<output_dir>/<stem>.txt` + `.ann` (brat). Returns the .ann path."""
+    path, output_dir = Path(path), Path(output_dir)
+    return _write_brat_documents(model, tokenizer, [(path.stem, _read_exact(path), output_dir)], output_dir, options or PredictOptions())[0]
+
+
+def predict_brat_folder(model, tokenizer, folder: str | Path, output_dir: str | Path, options: PredictOptions | None = None) -> list[Path]:
+    """Tag every `.txt` under `folder` (sub-folders mirrored); existing `.ann` files are ignored.
+
+    Writes `<output_dir>/<relative path>.txt` (copied byte-exactly) and `.ann` next to it.
+    Returns the `.ann` paths.
+    """
+    folder, output_dir = Path(folder), Path(output_dir)
+    texts = sorted(folder.rglob("*.txt"))
+    if not texts:
+        raise FileNotFoundError(f"{folder}: no .txt files to tag")
+    documents = [(p.stem, _read_exact(p), output_dir / p.parent.relative_to(folder)) for p in texts]
+    return _write_brat_documents(model, tokenizer, documents, output_dir, options or PredictOptions())
+
+
+def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Path, fmt: str = "conll", options: PredictOptions | None = None) -> Path:
+    """Tag the sentences of a CoNLL (`fmt="conll"`) or char-per-line / HealthNER JSON (`"rocling"`) file.
+
+    Writes `<output_dir>/<name>` (`.json`/`.jsonl` inputs: `<stem>.txt`) with lines
+    `token [gold] predicted`, a blank line after each sentence, `-DOCSTART-` lines kept for CoNLL
+    files that had them. Returns its path.
+    """
+    path, output_dir, options = Path(path), Path(output_dir), options or PredictOptions()
+    read_options = {}
+    if fmt == "conll" and _first_token_line_columns(path) == 1:
+        read_options["tag_column"] = None
+    sentences, report = read_files(fmt, [path], **read_options)
+    logger.info("%s: %s", path, report.summary())
+    tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
+    docstart = fmt == "conll" and any(line.startswith("-DOCSTART-") for line in _read_exact(path).splitlines())
+    has_gold = any(s.tags is not None for s in sentences)
+    lines, previous_doc = [], None
+    for sentence, word_tags in zip(sentences, tagged):
+        if docstart and sentence.doc_id != previous_doc:
+            lines += ["-DOCSTART-" + " O" * (2 if has_gold else 1), ""]
+            previous_doc = sentence.doc_id
+        for position, (token, (tag, _)) in enumerate(zip(sentence.tokens, word_tags)):
+            gold = [sentence.tags[position] if sentence.tags is not None else "O"] if has_gold else []
+            lines.append(" ".join([token, *gold, tag]))
+        lines.append("")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out = output_dir / (path.stem + ".txt" if path.suffix.lower() in (".json", ".jsonl") else path.name)
+    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="")
+    if options.html:
+        _write_sentences_html(model, sentences, tagged, out.with_suffix(out.suffix + ".html"))
+    logger.info("wrote %d sentences to %s", len(sentences), out)
+    return out
+
+
+def _first_token_line_columns(path: Path) -> int:
+    for line in _read_exact(path).splitlines():
+        if line.strip() and not line.startswith("-DOCSTART-"):
+            return len(line.split())
+    return 0
+
+
+def _write_sentences_html(model, sentences, tagged, out: Path) -> Path:
+    """One page for a file of sentences: one line per sentence (tokens joined by a space unless all are characters)."""
+    pieces, spans, position = [], [], 0
+    for sentence, word_tags in zip(sentences, tagged):
+        joiner = "" if all(len(token) == 1 for token in sentence.tokens) else " "
+        offsets, cursor = [], position
+        for token in sentence.tokens:
+            offsets.append((cursor, cursor + len(token)))
+            cursor += len(token) + len(joiner)
+        spans += _spans(offsets, word_tags)
+        pieces.append(joiner.join(sentence.tokens))
+        position += len(pieces[-1]) + 1
+    return write_html(out, "\n".join(pieces), spans, title=out.stem, colors=colors_for_types(_entity_types(model)))
+
+
+def detect_format(path: str | Path) -> str:
+    """`brat` for a folder or a `.txt` with an `.ann` beside it; `conll` for a CoNLL suffix or a
+    `-DOCSTART-` line; `rocling` for JSON lines or one-character-per-line files; `conll` for
+    column files whose last column looks like tags; `text` otherwise."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".ann" or (path.suffix == ".txt" and path.with_suffix(".ann").is_file()):
+        return "brat"
+    if path.suffix.lower() in (".json", ".jsonl"):
+        return "rocling"
+    head = _read_exact(path).splitlines()[:2000]
+    if path.suffix.lower() in _CONLL_SUFFIXES or any(line.startswith("-DOCSTART-") for line in head):
+        return "conll"
+    fields = [line.split() for line in head if line.strip()][:200]
+    if not fields:
+        return "text"
+    if all(len(f) <= 2 and len(f[0]) == 1 for f in fields):
+        return "rocling"
+    tag_like = sum(1 for f in fields if len(f) >= 2 and (f[-1] == "O" or _TAG.match(f[-1])))
+    if all(len(f) <= 10 for f in fields) and tag_like >= 0.8 * len(fields):
+        return "conll"
+    return "text"
+
+
+def predict_path(model, tokenizer, path: str | Path, output_dir: str | Path, fmt: str = "auto", options: PredictOptions | None = None) -> list[Path]:
+    """Dispatch one input to the right `predict_*` function; returns the files written (.ann / column files)."""
+    path = Path(path)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    logger.info("%s: format %s", path, fmt)
+    if fmt == "brat":
+        if path.is_dir():
+            return predict_brat_folder(model, tokenizer, path, Path(output_dir) / path.name, options)
+        return [predict_text_file(model, tokenizer, path.with_suffix(".txt"), output_dir, options)]
+    if fmt == "text":
+        return [predict_text_file(model, tokenizer, path, output_dir, options)]
+    if fmt in ("conll", "rocling"):
+        return [predict_conll_file(model, tokenizer, path, output_dir, fmt, options)]
+    raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+
+
+# ----------------------------------------------------------------------------- command line
+@dataclass
+class PredictArguments:
+    model: str = field(metadata={"help": "Checkpoint folder (model + tokenizer)"})
+    output: str = field(default="predictions", metadata={"help": "Output folder"})
+    format: str = field(default="auto", metadata={"help": "Input format", "choices": list(FORMATS)})
+    batch_size: int = field(default=8, metadata={"help": "Most sequences per forward pass"})
+    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens (default: whole texts in one pass)"})
+    stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default max_length // 4)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
+    tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
+    html: bool = field(default=False, metadata={"help": "Also write a displaCy-style HTML page per document"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, list[str]]:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PredictArguments, prog="mamba-ner predict", description="Tag files with a trained checkpoint.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, brat folders, CoNLL or char-per-line files")
+    args, rest = parser.parse_args_into_dataclasses(args=argv)
+    return args, rest.inputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    # 1. Arguments and logging
+    args, inputs = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+    # 2. Model and tokenizer on the device
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    device = resolve_device(args.device)
+    model = AutoModelForTokenClassification.from_pretrained(args.model).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    logger.info("model %s on %s, labels %s", args.model, device, list(model.config.id2label.values()))
+
+    # 3. Every input, each to its own writer
+    options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
+                             device=None, tokenize=args.tokenize, html=args.html, progress=True)
+    missing = [path for path in inputs if not Path(path).exists()]
+    if missing:
+        logger.error("input not found: %s", ", ".join(missing))
+        return 2
+    for path in inputs:
+        for written in predict_path(model, tokenizer, path, args.output, args.format, options):
+            print(written)
+    return 0
+
+
+__all__ = [
+    "PredictArguments", "PredictOptions", "detect_format", "main", "predict_brat_folder", "predict_conll_file",
+    "predict_path", "predict_text_file", "resolve_device", "tag_texts", "tag_words",
+]
