@@ -5,8 +5,10 @@
 
 Tokens per second at each length with batch = tokens // length (at least 1), the model's size
 (hidden 256, expand 2 -> d_inner 512, d_state 16), with z, D, delta_bias and softplus as the model
-calls it. Absolute numbers on a shared machine are noise: read the ratios within one run. The
+calls it, and the layouts a Mamba block gives (see `make_inputs`). Absolute numbers on a shared machine are noise: read the ratios within one run. The
 reference is slow (its backward records a graph per step), so it runs only up to --ref-max-length.
+On a machine shared with other jobs, OpenMP threads wait for each other at every barrier: compare
+with ``--threads 1`` when the load average is above the core count.
 """
 import argparse
 import time
@@ -19,22 +21,30 @@ PATHS = {"ref": selective_scan_ref, "torch": selective_scan_torch, "cpp": select
 
 
 def make_inputs(batch, d_inner, length, d_state, dtype):
+    """Inputs laid out as a Mamba block produces them: u from the conv is (b, d, l) contiguous;
+    delta, z, B and C are transposed views of (b, l, ·) projection outputs."""
     g = torch.Generator().manual_seed(0)
 
     def rand(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g) * scale).to(dtype).requires_grad_()
 
+    def channels_last(*shape, scale=1.0):  # (b, l, x) memory seen as (b, x, l)
+        return (torch.randn(shape[0], shape[2], shape[1], generator=g) * scale).to(dtype).transpose(1, 2)
+
     A = (-torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)).requires_grad_()
-    return dict(u=rand(batch, d_inner, length), delta=rand(batch, d_inner, length, scale=0.5), A=A,
-                B=rand(batch, d_state, length), C=rand(batch, d_state, length), D=rand(d_inner),
-                z=rand(batch, d_inner, length), delta_bias=rand(d_inner, scale=0.1))
+    inputs = dict(u=rand(batch, d_inner, length), delta=channels_last(batch, d_inner, length, scale=0.5), A=A,
+                  B=channels_last(batch, d_state, length), C=channels_last(batch, d_state, length), D=rand(d_inner),
+                  z=channels_last(batch, d_inner, length), delta_bias=rand(d_inner, scale=0.1))
+    for name in ("delta", "B", "C", "z"):
+        inputs[name].requires_grad_()
+    return inputs
 
 
 def time_once(fn, inputs, backward):
     start = time.perf_counter()
     if backward:
         out = fn(**inputs, delta_softplus=True)
-        out.backward(torch.ones_like(out))
+        torch.autograd.grad(out, list(inputs.values()), torch.ones_like(out))
     else:
         with torch.no_grad():
             fn(**inputs, delta_softplus=True)

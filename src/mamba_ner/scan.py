@@ -129,22 +129,31 @@ def _chunk_len(b, d, n, l):
 
 
 def _chunk_states(h0, dt, u, A, B):
-    """States over one chunk of k steps, starting from h0.
+    """States over one chunk of k steps, starting from h0 (time-major inputs).
 
-    Args: h0 (b, d, n); dt, u (b, d, k); A (d, n); B (b, n, k).
+    Args: h0 (b, d, n); dt, u (k, b, d); A (d, n); B (k, b, n).
     Returns: hs (k, b, d, n) with hs[i] = h after step i, and dA (k, b, d, n) = exp(Δ A).
     """
-    dt_k = dt.permute(2, 0, 1)  # (k, b, d)
-    dA = torch.exp(dt_k[..., None] * A)  # (k, b, d, n)
-    hs = (dt_k * u.permute(2, 0, 1))[..., None] * B.permute(2, 0, 1)[:, :, None, :]  # (k, b, d, n) = ΔBu
+    dA = torch.exp(dt[..., None] * A)  # (k, b, d, n)
+    hs = (dt * u)[..., None] * B[:, :, None, :]  # (k, b, d, n) = Δ B u
     h = h0
-    for dA_i, hs_i in zip(dA, hs):  # hs_i holds ΔB u for this step, becomes h_i in place
+    for dA_i, hs_i in zip(dA, hs):  # hs_i holds Δ B u for this step, becomes h_i in place
         h = hs_i.addcmul_(dA_i, h)
     return hs, dA
 
 
+def _bmm(x, y):
+    """Batched product over the two leading dims: (k, b, i, j) @ (k, b, j, m) -> (k, b, i, m)."""
+    k, b = x.shape[:2]
+    return torch.bmm(x.reshape(k * b, *x.shape[2:]), y.reshape(k * b, *y.shape[2:])).reshape(k, b, x.shape[2],
+                                                                                             y.shape[3])
+
+
 class _TorchScan(torch.autograd.Function):
-    """Inputs are already in the compute dtype; D, z, delta_bias may be None."""
+    """Inputs are already in the compute dtype; D, z, delta_bias may be None.
+
+    Works time-major inside ((l, b, ·) copies of u, Δ, B, C), so each chunk is one contiguous slice.
+    """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
@@ -153,23 +162,25 @@ class _TorchScan(torch.autograd.Function):
         dt = delta if delta_bias is None else delta + delta_bias[:, None]
         if delta_softplus:
             dt = F.softplus(dt)
+        u_l, dt_l = u.permute(2, 0, 1).contiguous(), dt.permute(2, 0, 1).contiguous()  # (l, b, d)
+        B_l, C_l = B.permute(2, 0, 1).contiguous(), C.permute(2, 0, 1).contiguous()  # (l, b, n)
         k = _chunk_len(b, d, n, l)
         save = any(ctx.needs_input_grad[:8])
         h = u.new_zeros(b, d, n)
         checkpoints = []  # state before each chunk, (b, d, n) each
-        y = torch.empty_like(u)  # (b, d, l)
+        y_l = u.new_empty(l, b, d)
         for c0 in range(0, l, k):
-            c1 = min(c0 + k, l)
             if save:
                 checkpoints.append(h)
-            hs, _ = _chunk_states(h, dt[:, :, c0:c1], u[:, :, c0:c1], A, B[:, :, c0:c1])
-            y[:, :, c0:c1] = torch.einsum("kbdn,bnk->bdk", hs, C[:, :, c0:c1])
+            hs, _ = _chunk_states(h, dt_l[c0:c0 + k], u_l[c0:c0 + k], A, B_l[c0:c0 + k])
+            y_l[c0:c0 + k] = _bmm(hs, C_l[c0:c0 + k, :, :, None]).squeeze(-1)  # C·h
             h = hs[-1].clone()
+        y = y_l.permute(1, 2, 0)  # (b, d, l)
         if D is not None:
-            y = y.addcmul_(u, D[:, None])
+            y = y + u * D[:, None]
         out = y if z is None else y * F.silu(z)
         if save:
-            ctx.save_for_backward(u, delta, dt, A, B, C, D, z, delta_bias, y if z is not None else None,
+            ctx.save_for_backward(u_l, delta, dt_l, A, B_l, C_l, D, z, delta_bias, y if z is not None else None,
                                   torch.stack(checkpoints))
             ctx.delta_softplus = delta_softplus
             ctx.chunk = k
@@ -178,45 +189,46 @@ class _TorchScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g, _g_last_state):
-        u, delta, dt, A, B, C, D, z, delta_bias, y, checkpoints = ctx.saved_tensors
-        b, d, l = u.shape
+        u_l, delta, dt_l, A, B_l, C_l, D, z, delta_bias, y, checkpoints = ctx.saved_tensors
+        l, b, d = u_l.shape
         k = ctx.chunk
-        g = g.to(u.dtype)
+        g = g.to(u_l.dtype)
         dz = None
         if z is not None:
             sz = torch.sigmoid(z)
             dz = g * y * sz * (1 + z * (1 - sz))
             g = g * z * sz  # gradient wrt y
-        du = torch.zeros_like(u) if D is None else g * D[:, None]
-        dD = None if D is None else (g * u).sum((0, 2))
-        ddt = torch.empty_like(u)
-        dB = torch.empty_like(B)
-        dC = torch.empty_like(C)
+        dD = None if D is None else (g * u_l.permute(1, 2, 0)).sum((0, 2))
+        g_l = g.permute(2, 0, 1).contiguous()  # (l, b, d)
+        du_l, ddt_l = torch.empty_like(u_l), torch.empty_like(u_l)
+        dB_l, dC_l = torch.empty_like(B_l), torch.empty_like(C_l)
         dA = torch.zeros_like(A)
         dh = torch.zeros_like(checkpoints[0])  # (b, d, n): gradient reaching h_t from step t+1
         for ci in reversed(range(checkpoints.shape[0])):
-            c0, c1 = ci * k, min(ci * k + k, l)
-            dt_c, u_c = dt[:, :, c0:c1], u[:, :, c0:c1]  # (b, d, k)
-            hs, dA_c = _chunk_states(checkpoints[ci], dt_c, u_c, A, B[:, :, c0:c1])  # (k, b, d, n)
-            h_prev = torch.cat([checkpoints[ci][None], hs[:-1]])  # (k, b, d, n)
-            g_c = g[:, :, c0:c1].permute(2, 0, 1)  # (k, b, d)
-            dC[:, :, c0:c1] = torch.einsum("kbd,kbdn->bnk", g_c, hs)
-            dh_tot = g_c[..., None] * C[:, :, c0:c1].permute(2, 0, 1)[:, :, None, :]  # (k, b, d, n)
-            for i in reversed(range(c1 - c0)):
+            sl = slice(ci * k, min(ci * k + k, l))
+            dt_c, u_c, B_c, g_c = dt_l[sl], u_l[sl], B_l[sl], g_l[sl]  # (k, b, ·)
+            hs, dA_c = _chunk_states(checkpoints[ci], dt_c, u_c, A, B_c)  # (k, b, d, n)
+            dC_l[sl] = _bmm(g_c[:, :, None, :], hs).squeeze(2)  # Σ_d gy h
+            dh_tot = g_c[..., None] * C_l[sl][:, :, None, :]  # (k, b, d, n), becomes dL/dh_t
+            for i in reversed(range(dh_tot.shape[0])):
                 dh = dh_tot[i].add_(dh) * dA_c[i]
-            dt_k, u_k = dt_c.permute(2, 0, 1), u_c.permute(2, 0, 1)  # (k, b, d)
-            dhB = torch.einsum("kbdn,bnk->kbd", dh_tot, B[:, :, c0:c1])  # (k, b, d)
-            dB[:, :, c0:c1] = torch.einsum("kbdn,kbd->bnk", dh_tot, dt_k * u_k)
-            du[:, :, c0:c1] += (dt_k * dhB).permute(1, 2, 0)
-            d_arg = dh_tot.mul_(h_prev).mul_(dA_c)  # (k, b, d, n): gradient wrt Δ A
-            dA += torch.einsum("kbdn,kbd->dn", d_arg, dt_k)
-            ddt[:, :, c0:c1] = (torch.einsum("kbdn,dn->kbd", d_arg, A) + u_k * dhB).permute(1, 2, 0)
-        ddelta = ddt
+            dhB = _bmm(dh_tot, B_c[..., None]).squeeze(-1)  # (k, b, d)
+            dB_l[sl] = _bmm((dt_c * u_c)[:, :, None, :], dh_tot).squeeze(2)
+            du_l[sl] = dt_c * dhB
+            d_arg = dh_tot.mul_(dA_c)  # (k, b, d, n): gradient wrt Δ A, times h_{t-1} below
+            d_arg[1:] *= hs[:-1]
+            d_arg[0] *= checkpoints[ci]
+            dA += (d_arg * dt_c[..., None]).sum((0, 1))
+            ddt_l[sl] = (d_arg * A).sum(-1) + u_c * dhB
+        du = du_l.permute(1, 2, 0)
+        if D is not None:
+            du = du + g * D[:, None]
+        ddelta = ddt_l.permute(1, 2, 0)
         if ctx.delta_softplus:
             pre = delta if delta_bias is None else delta + delta_bias[:, None]
-            ddelta = ddt * torch.sigmoid(pre)
+            ddelta = ddelta * torch.sigmoid(pre)
         dbias = None if delta_bias is None else ddelta.sum((0, 2))
-        return du, ddelta, dA, dB, dC, dD, dz, dbias, None
+        return du, ddelta, dA, dB_l.permute(1, 2, 0), dC_l.permute(1, 2, 0), dD, dz, dbias, None
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
