@@ -177,6 +177,31 @@ def test_windows_cover_the_text(model, tokenizer):
         tagger(TEXT, max_length=8, stride=8)
 
 
+@pytest.mark.parametrize("kind", ["char", "wordpiece"])
+def test_offsets_with_the_package_tokenizers(kind):
+    from mamba_ner.tokenization import build_tokenizer
+
+    text = "患者 HbA1c 偏高，诊断为2型糖尿病 (type 2 diabetes)。"
+    tokenizer = build_tokenizer([text, "diabetes type patient"], kind=kind)
+    model = tiny_model(len(tokenizer), seed=1)
+    with torch.no_grad():
+        model.classifier.bias[LABELS.index("B-DISE")] = 1.0
+    tokens = mamba_crf_pipeline(model, tokenizer=tokenizer)(text, ignore_labels=[])
+    chinese = [t["word"] for t in tokens if t["start"] < text.index("H")]
+    assert chinese == ["患", "者"]  # one token per Chinese character, offsets into the raw string
+    for strategy in STRATEGIES:
+        entities = mamba_crf_pipeline(model, tokenizer=tokenizer, aggregation_strategy=strategy)(text)
+        assert entities
+        _check_entities(entities, text, key="entity" if strategy == "none" else "entity_group")
+
+
+def test_pre_split_words(model, tokenizer):
+    words = ["患者", "有", "糖尿病"]
+    (entities,) = mamba_crf_pipeline(model, tokenizer=tokenizer, aggregation_strategy="first")(words, is_split_into_words=True)
+    _check_entities(entities, "患者 有 糖尿病")
+    assert {(e["start"], e["end"]) for e in entities} <= {(0, 2), (0, 4), (0, 8), (3, 4), (3, 8), (5, 8)}  # whole words
+
+
 def test_a_model_without_crf_is_refused(tokenizer):
     from transformers import BertConfig, BertForTokenClassification
 

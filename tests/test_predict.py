@@ -227,3 +227,18 @@ def test_command_line(model, tokenizer, tmp_path):
         assert (out / name).is_file(), name
     assert (out / "note.ann").read_text(encoding="utf-8") == (out / "brat" / "d1.ann").read_text(encoding="utf-8")
     assert main(["--model", str(checkpoint), str(tmp_path / "missing.txt"), "--output", str(out)]) == 2
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_longest_ruijin_document_in_one_pass(shared_data, model, tokenizer, tmp_path):
+    folder = shared_data / "ruijin-brat" / "train"
+    longest = max(folder.glob("*.txt"), key=lambda p: p.stat().st_size)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / longest.name).write_bytes(longest.read_bytes())
+    with ForwardCounter(model) as counter:
+        (ann,) = predict_brat_folder(model, tokenizer, tmp_path / "in", tmp_path / "out")
+    text = longest.read_text(encoding="utf-8")
+    assert counter.lengths == [sum(not c.isspace() for c in text) + 2] and len(text) > 15_000
+    (document,), _ = read_brat_documents(ann.with_suffix(".txt"), split="document")
+    assert document.text == text and document.entities and max(e.end for e in document.entities) > len(text) - 1000

@@ -423,11 +423,11 @@ def predict_path(model, tokenizer, path: str | Path, output_dir: str | Path, fmt
 @dataclass
 class PredictArguments:
     model: str = field(metadata={"help": "Checkpoint folder (model + tokenizer)"})
-    output: str = field(default="predictions", metadata={"help": "Output folder"})
+    output: str = field(default="predictions", metadata={"help": "Output folder; a brat folder INPUT goes to OUTPUT/<its name>"})
     format: str = field(default="auto", metadata={"help": "Input format", "choices": list(FORMATS)})
     batch_size: int = field(default=8, metadata={"help": "Most sequences per forward pass"})
-    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens (default: whole texts in one pass)"})
-    stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default max_length // 4)"})
+    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens; unset: whole texts in one pass"})
+    stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows; unset: max_length // 4"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
     html: bool = field(default=False, metadata={"help": "Also write a displaCy-style HTML page per document"})
