@@ -220,10 +220,10 @@ REMOTE = textwrap.dedent(
     sys.meta_path.insert(0, BlockMambaNer())
     from transformers import pipeline
     path, text = sys.argv[1], sys.argv[2]
-    out = {}
-    for strategy in ("none", "simple", "first", "average", "max"):
-        tagger = pipeline("token-classification", model=path, trust_remote_code=True, aggregation_strategy=strategy)
-        out[strategy] = tagger(text)
+    tagger = pipeline("token-classification", model=path, trust_remote_code=True, aggregation_strategy="simple")
+    out = {"simple": tagger(text)}
+    for strategy in ("none", "first", "average", "max"):
+        out[strategy] = tagger(text, aggregation_strategy=strategy)
     inferred = pipeline(model=path, trust_remote_code=True)  # the task comes from config.custom_pipelines
     out["classes"] = [type(tagger).__name__, type(tagger).__module__, type(tagger.model).__module__, type(inferred).__name__]
     print(json.dumps(out, ensure_ascii=False))
