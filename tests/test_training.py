@@ -1,0 +1,133 @@
+"""End to end with the Trainer: train a tiny model on the bundled sample, save, reload through
+trust_remote_code in a clean process, resume from a checkpoint, and run on two CPU processes."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mamba_ner.training import main as train_main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "sample_data" / "rocling"
+
+
+def tiny_args(output_dir, *extra):
+    return [
+        "--data_format", "rocling",
+        "--train_files", str(SAMPLE / "train.txt"),
+        "--validation_files", str(SAMPLE / "dev.txt"),
+        "--test_files", str(SAMPLE / "test.txt"),
+        "--output_dir", str(output_dir),
+        "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+        "--learning_rate", "5e-3", "--seed", "7", "--report_to", "none",
+        "--do_train", "--do_eval", "--use_cpu", "--dataloader_num_workers", "0",
+        "--disable_tqdm", "true",
+        *extra,
+    ]
+
+
+RELOAD = textwrap.dedent(
+    """
+    import json, sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "mamba_ner" or name.startswith("mamba_ner."):
+                raise ImportError("blocked")
+    sys.meta_path.insert(0, Block())
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    path, sentences = sys.argv[1], json.loads(sys.argv[2])
+    model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
+    # without trust_remote_code AutoTokenizer also loads (after asking about the config's custom code)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        print(json.dumps(model(**enc).predictions.tolist()))
+    """
+)
+
+
+def predictions_here(path, sentences):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(**enc).predictions.tolist()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    if not SAMPLE.is_dir():
+        pytest.fail(f"the bundled sample {SAMPLE} is missing")
+    out = tmp_path_factory.mktemp("run") / "model"
+    assert train_main(tiny_args(out, "--max_steps", "6", "--eval_strategy", "steps", "--eval_steps", "3",
+                                "--save_strategy", "steps", "--save_steps", "3", "--logging_steps", "1",
+                                "--do_predict")) == 0
+    return out
+
+
+def test_training_writes_checkpoint_scores_and_pictures(trained):
+    files = {p.name for p in trained.iterdir()}
+    assert {"config.json", "model.safetensors", "validation_scores.json", "test_scores.json", "summary.json"} <= files
+    exported = {p.name for p in (trained / "model").iterdir()}  # the shareable checkpoint
+    assert {"config.json", "model.safetensors", "modeling_mamba_crf.py", "crf.py", "scan.py", "tokenizer.json",
+            "README.md"} <= exported
+    assert not exported & {"training_args.bin", "trainer_state.json", "optimizer.pt"}
+    from mamba_ner.hub import validate_checkpoint_dir
+
+    assert validate_checkpoint_dir(trained / "model").errors == []
+    scores = json.loads((trained / "test_scores.json").read_text())
+    assert 0.0 <= scores["entity"]["f1"] <= 1.0 and "entity_strict" in scores and "token" in scores
+    pngs = list((trained / "plots").rglob("*.png"))
+    assert len(pngs) >= 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    state = json.loads((trained / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert any("eval_f1" in entry for entry in state["log_history"])  # scored with the Viterbi predictions
+
+
+def test_checkpoint_reloads_with_trust_remote_code_in_a_clean_process(trained, tmp_path):
+    sentences = ["患者有高血壓和糖尿病", "頭痛"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    result = subprocess.run([sys.executable, str(script), str(trained / "model"), json.dumps(sentences, ensure_ascii=False)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == predictions_here(trained / "model", sentences)
+
+
+def test_resume_continues_the_same_run(trained, tmp_path):
+    # Resume the 6-step run from its step-3 checkpoint: same step count and the same final weights
+    # as the uninterrupted run (optimizer, scheduler and RNG state restored).
+    resumed = tmp_path / "resumed"
+    assert train_main(tiny_args(resumed, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3",
+                                "--eval_strategy", "steps", "--eval_steps", "3", "--logging_steps", "1",
+                                "--resume_from_checkpoint", str(trained / "checkpoint-3"))) == 0
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    a, b = load_file(trained / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_two_cpu_processes_with_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(REPO / "examples" / "run_ner.py"),
+           *tiny_args(out, "--max_steps", "2", "--ddp_backend", "gloo", "--save_strategy", "no", "--make_plots", "false")]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "world size 2" in result.stderr, result.stderr[-2000:]
+    assert (out / "model.safetensors").exists()
