@@ -7,6 +7,8 @@ import torch
 from mamba_ner import scan as scan_module
 from mamba_ner import scan_cpu_kernel
 from mamba_ner.scan import (
+    causal_conv1d,
+    causal_conv1d_ref,
     cpu_kernel_available,
     selective_scan,
     selective_scan_cpp,
@@ -236,3 +238,61 @@ def test_cuda_kernel_matches_reference():
     assert_close(last, last_ref, 1e-4, 1e-4, "last_state")
     for name, grad in grads_ref.items():
         assert_close(grads[name], grad, 1e-3, 1e-3, f"grad {name}")
+
+
+@pytest.fixture(params=["cpp", "torch"])
+def conv_path(request, monkeypatch):
+    if request.param == "cpp" and not cpu_kernel_available():
+        pytest.skip("the C++ kernel could not be compiled here")
+    monkeypatch.setenv("MAMBA_NER_SCAN", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("length", [1, 3, 130])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias, activation", [(True, "silu"), (False, None)])
+def test_causal_conv1d_matches_reference(conv_path, width, length, channels_last, bias, activation):
+    g = torch.Generator().manual_seed(0)
+    b, d = 2, 21  # 21 channels: one full vector block of 16 and a partial one
+    if channels_last:  # (b, l, d) memory seen as (b, d, l), as the in-projection gives it
+        x = torch.randn(b, length, d, generator=g).transpose(1, 2).requires_grad_()
+    else:
+        x = torch.randn(b, d, length, generator=g).requires_grad_()
+    weight = torch.randn(d, width, generator=g).requires_grad_()
+    bias_t = torch.randn(d, generator=g).requires_grad_() if bias else None
+    leaves = [t for t in (x, weight, bias_t) if t is not None]
+    grad_out = torch.randn(b, d, length, generator=g)
+    expected = causal_conv1d_ref(x, weight, bias_t, activation=activation)
+    actual = causal_conv1d(x, weight, bias_t, activation=activation)
+    assert_close(actual, expected, 1e-5, 1e-6, "conv out")
+    for got, want in zip(torch.autograd.grad(actual, leaves, grad_out), torch.autograd.grad(expected, leaves, grad_out)):
+        assert_close(got, want, 1e-5, 1e-6, "conv grad")
+    causal = causal_conv1d(x[..., :1], weight, bias_t, activation=activation)
+    assert_close(causal, actual[..., :1], 1e-6, 1e-6, "first position sees only itself")
+
+
+def test_causal_conv1d_rejects_bad_arguments():
+    x, weight = torch.zeros(2, 3, 4), torch.zeros(3, 4)
+    with pytest.raises(ValueError, match="activation must be None, 'silu' or 'swish', got 'relu'"):
+        causal_conv1d(x, weight, activation="relu")
+    with pytest.raises(ValueError, match="x must be"):
+        causal_conv1d(x, torch.zeros(4, 4))
+
+
+def test_causal_conv1d_gradcheck_float64(conv_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 6, generator=g, dtype=torch.float64).requires_grad_()
+    weight = torch.randn(3, 4, generator=g, dtype=torch.float64).requires_grad_()
+    bias = torch.randn(3, generator=g, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *a: causal_conv1d(*a, activation="silu"), (x, weight, bias))
+
+
+def test_causal_conv1d_bf16(conv_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 20, 9, generator=g).bfloat16()
+    weight, bias = torch.randn(20, 4, generator=g).bfloat16(), torch.randn(20, generator=g).bfloat16()
+    out = causal_conv1d(x, weight, bias)
+    assert out.dtype == torch.bfloat16
+    assert_close(out.float(), causal_conv1d_ref(x.float(), weight.float(), bias.float()), 2e-2, 2e-2, "bf16 conv")
+

@@ -38,6 +38,10 @@ try:  # optional CUDA kernels (pip install mamba-ner[cuda])
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
 except ImportError:  # also raised when mamba_ssm is installed without its compiled extension
     _mamba_ssm_scan = None
+try:
+    from causal_conv1d import causal_conv1d_fn as _cuda_causal_conv1d
+except ImportError:
+    _cuda_causal_conv1d = None
 
 SCAN_ENV_VAR = "MAMBA_NER_SCAN"
 _PATHS = ("auto", "ref", "torch", "cpp", "cuda")
@@ -337,3 +341,69 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                          and cpu_kernel_available()):
         return selective_scan_cpp(*args)
     return selective_scan_torch(*args)
+
+
+# --------------------------------------------------------------------------------------------
+# Depthwise causal convolution (the conv in front of the scan)
+# --------------------------------------------------------------------------------------------
+def _check_conv(x, weight, bias, activation):
+    if x.dim() != 3 or weight.dim() != 2 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"x must be (batch, d, length) and weight (d, width), got {tuple(x.shape)} "
+                         f"and {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (x.shape[1],):
+        raise ValueError(f"bias must be (d,) = ({x.shape[1]},), got {tuple(bias.shape)}")
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"activation must be None, 'silu' or 'swish', got {activation!r}")
+
+
+def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
+    """Depthwise causal conv1d with `F.conv1d`: out_t = Σ_j weight[:, j] x_{t-(width-1)+j} (+ bias).
+
+    Args:
+        x (`torch.Tensor` of shape `(b, d, l)`), weight `(d, width)`, bias `(d,)` or None;
+        activation: None, "silu" or "swish" (the same).
+    Returns: `(b, d, l)`.
+    """
+    _check_conv(x, weight, bias, activation)
+    width = weight.shape[1]
+    out = F.conv1d(x, weight[:, None, :], bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
+    return out if activation is None else F.silu(out)
+
+
+class _CppConv(torch.autograd.Function):
+    """Channels-last C++ conv: (b, l, d) memory inside; x given as (b, d, l), possibly a transposed view."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, silu):
+        ops = load_cpu_kernel()
+        x_ = x.transpose(1, 2).contiguous()  # (b, l, d)
+        weight_ = weight.t().contiguous()  # (width, d)
+        bias = None if bias is None else bias.contiguous()
+        ctx.save_for_backward(x_, weight_, bias)
+        ctx.silu = silu
+        return ops.conv_fwd(x_, weight_, bias, silu).transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, g):
+        x_, weight_, bias = ctx.saved_tensors
+        dx, dweight, dbias = load_cpu_kernel().conv_bwd(x_, weight_, bias, g.to(x_.dtype).transpose(1, 2).contiguous(),
+                                                        ctx.silu)
+        return dx.transpose(1, 2), dweight.t(), None if bias is None else dbias, None
+
+
+def causal_conv1d(x, weight, bias=None, activation="silu"):
+    """Same as `causal_conv1d_ref`; the `causal_conv1d` kernel for CUDA tensors when installed, the C++
+    kernel on CPU (channels last, SiLU fused: the output is a (b, d, l) view of (b, l, d) memory, which
+    is the layout `selective_scan` takes without a copy), `causal_conv1d_ref` otherwise.
+    ``MAMBA_NER_SCAN`` picks the path as for the scan (ref and torch both mean `F.conv1d`)."""
+    _check_conv(x, weight, bias, activation)
+    path = _requested_path()
+    if path in ("auto", "cuda") and x.is_cuda and _cuda_causal_conv1d is not None:
+        return _cuda_causal_conv1d(x, weight, bias, activation=activation)
+    if path == "cpp" or (path == "auto" and x.device.type == "cpu" and cpu_kernel_available()):
+        if load_cpu_kernel() is None:
+            raise RuntimeError("the C++ kernels could not be compiled (see the logged warning)")
+        cdt = _compute_dtype(x)
+        out = _CppConv.apply(x.to(cdt), weight.to(cdt), _to(bias, cdt), activation is not None)
+        return out.to(x.dtype)
+    return causal_conv1d_ref(x, weight, bias, activation)

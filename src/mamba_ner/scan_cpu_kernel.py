@@ -20,6 +20,9 @@ its channels into its own partial buffer and the partials are added in a fixed o
 so results do not depend on the thread count. Δ (bias, softplus) is prepared by the caller.
 Layout (channels last, as the model's projections produce them): u, Δ, z, out, y (b, l, d);
 B, C (b, l, n); A transposed to (n, d); checkpoints (b, chunks, n, d); last state (b, d, n).
+
+The same extension holds the depthwise causal conv1d (+ SiLU) in front of the scan, also channels
+last: x and out (b, l, d), weight transposed to (width, d).
 """
 import hashlib
 import logging
@@ -496,6 +499,145 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
   return {du, ddt, dA.contiguous(), dB, dC, dD.contiguous(), dz};
 }
 
+// ---------------------------------------------------------------------------------------------
+// Depthwise causal conv1d (+ SiLU), channels last: x, out (b, l, d); weight transposed to (width, d).
+// out_t = act(bias + Σ_j w_j * x_{t-(width-1)+j}). Lanes run over channels; plain loops vectorise.
+// ---------------------------------------------------------------------------------------------
+template <typename T>
+void silu_inplace(T* v, int64_t nd, T* pre_out = nullptr) {
+  constexpr int W = lanes<T>();
+  int64_t d0 = 0;
+  for (; d0 + W <= nd; d0 += W) {
+    Vec<T> x = load<T, true>(v + d0, W);
+    store<T, true>(v + d0, x * vsigmoid<T>(x), W);
+  }
+  if (d0 < nd) {
+    const int w = (int)(nd - d0);
+    Vec<T> x = load<T, false>(v + d0, w);
+    store<T, false>(v + d0, x * vsigmoid<T>(x), w);
+  }
+}
+
+// pre-activation of one row (b, t) into o[0..nd)
+template <typename T>
+inline void conv_row(const T* x, const T* wt, const T* bias, T* o, int64_t b, int64_t t, int64_t L, int64_t nd,
+                     int64_t width) {
+  for (int64_t d = 0; d < nd; ++d) o[d] = bias ? bias[d] : T(0);
+  for (int64_t j = 0; j < width; ++j) {
+    const int64_t s = t - (width - 1) + j;
+    if (s < 0) continue;
+    const T* xs = x + (b * L + s) * nd;
+    const T* wj = wt + j * nd;
+#pragma omp simd
+    for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * xs[d];
+  }
+}
+
+at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, bool silu) {
+  TORCH_CHECK(x.dim() == 3 && x.is_contiguous() && wt.dim() == 2 && wt.is_contiguous() && wt.size(1) == x.size(2),
+              "x must be contiguous (b, l, d) and weight (width, d)");
+  TORCH_CHECK(x.scalar_type() == wt.scalar_type() && x.device().is_cpu(), "one dtype, CPU");
+  at::Tensor out = at::empty_like(x);
+  const int64_t nb = x.size(0), L = x.size(1), nd = x.size(2), width = wt.size(0);
+  if (x.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mamba_ner_conv_fwd", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* wp = wt.data_ptr<scalar_t>();
+    const scalar_t* bp = opt_ptr<scalar_t>(bias, x, nd);
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, nb * L, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        conv_row<scalar_t>(xp, wp, bp, op + r * nd, r / L, r % L, L, nd, width);
+        if (silu) silu_inplace<scalar_t>(op + r * nd, nd);
+      }
+    });
+  });
+  return out;
+}
+
+template <typename T>
+void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T* pp, T* dxp, int64_t nb, int64_t L,
+                   int64_t nd, int64_t width, int64_t R, bool silu) {
+  using V = Vec<T>;
+  constexpr int W = lanes<T>();
+  const int64_t rows = nb * L, nblocks = (rows + R - 1) / R;
+  // 1. gradient wrt the pre-activation, and the dw / dbias partial sums of each block of rows
+  at::parallel_for(0, nblocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> pre(nd);
+    for (int64_t blk = begin; blk < end; ++blk) {
+      T* acc = pp + blk * (width + 1) * nd;  // [width] rows of dw, then dbias
+      for (int64_t r = blk * R; r < std::min(rows, blk * R + R); ++r) {
+        const int64_t b = r / L, t = r % L;
+        const T* g_ = gp + r * nd;
+        T* gq_ = gq + r * nd;
+        if (silu) {
+          conv_row<T>(xp, wp, bp, pre.data(), b, t, L, nd, width);
+          for (int64_t d0 = 0; d0 < nd; d0 += W) {
+            const int w = (int)std::min<int64_t>(W, nd - d0);
+            const bool full = w == W;
+            const V pv = full ? load<T, true>(pre.data() + d0, w) : load<T, false>(pre.data() + d0, w);
+            const V gv = full ? load<T, true>(g_ + d0, w) : load<T, false>(g_ + d0, w);
+            const V sg = vsigmoid<T>(pv);
+            const V res = gv * sg * (T(1) + pv * (T(1) - sg));
+            if (full) store<T, true>(gq_ + d0, res, w);
+            else store<T, false>(gq_ + d0, res, w);
+          }
+        }
+        const T* gr = silu ? gq_ : g_;
+#pragma omp simd
+        for (int64_t d = 0; d < nd; ++d) acc[width * nd + d] += gr[d];
+        for (int64_t j = 0; j < width; ++j) {
+          const int64_t s = t - (width - 1) + j;
+          if (s < 0) continue;
+          const T* xs = xp + (b * L + s) * nd;
+          T* aj = acc + j * nd;
+#pragma omp simd
+          for (int64_t d = 0; d < nd; ++d) aj[d] += gr[d] * xs[d];
+        }
+      }
+    }
+  });
+  // 2. dx_s = Σ_j w_j * gpre_{s+(width-1)-j}
+  const T* gr = silu ? gq : gp;
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / L, s = r % L;
+      T* o = dxp + r * nd;
+      for (int64_t d = 0; d < nd; ++d) o[d] = T(0);
+      for (int64_t j = 0; j < width; ++j) {
+        const int64_t t = s + (width - 1) - j;
+        if (t >= L) continue;
+        const T* gt = gr + (b * L + t) * nd;
+        const T* wj = wp + j * nd;
+#pragma omp simd
+        for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * gt[d];
+      }
+    }
+  });
+}
+
+// Returns dx (b, l, d), dwt (width, d), dbias (d). Rows are cut into fixed blocks of 64 whose
+// partial sums of dw and dbias are added in block order: deterministic for any thread count.
+std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias,
+                                 const at::Tensor& g, bool silu) {
+  TORCH_CHECK(g.sizes() == x.sizes() && g.is_contiguous() && g.scalar_type() == x.scalar_type(), "bad grad");
+  const int64_t nb = x.size(0), L = x.size(1), nd = x.size(2), width = wt.size(0);
+  const int64_t rows = nb * L, R = 64, nblocks = std::max<int64_t>(1, (rows + R - 1) / R);
+  at::Tensor gpre = silu ? at::empty_like(x) : g;
+  at::Tensor dx = at::empty_like(x);
+  at::Tensor part = at::zeros({nblocks, width + 1, nd}, x.options());
+  at::Tensor sums;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mamba_ner_conv_bwd", [&] {
+    if (x.numel() > 0) {
+      conv_bwd_impl<scalar_t>(x.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(bias, x, nd),
+                              g.data_ptr<scalar_t>(), gpre.data_ptr<scalar_t>(), part.data_ptr<scalar_t>(),
+                              dx.data_ptr<scalar_t>(), nb, L, nd, width, R, silu);
+    }
+    sums = sum_groups<scalar_t>(part.view({1, nblocks, (width + 1) * nd})).view({width + 1, nd});
+  });
+  return {dx, sums.slice(0, 0, width).contiguous(), sums.select(0, width).contiguous()};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(mamba_ner_scan, m) {
@@ -503,11 +645,15 @@ TORCH_LIBRARY(mamba_ner_scan, m) {
         " -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("bwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? y, Tensor ckpt,"
         " Tensor g, int chunk) -> Tensor[]");
+  m.def("conv_fwd(Tensor x, Tensor wt, Tensor? bias, bool silu) -> Tensor");
+  m.def("conv_bwd(Tensor x, Tensor wt, Tensor? bias, Tensor g, bool silu) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(mamba_ner_scan, CPU, m) {
   m.impl("fwd", &scan_fwd);
   m.impl("bwd", &scan_bwd);
+  m.impl("conv_fwd", &conv_fwd);
+  m.impl("conv_bwd", &conv_bwd);
 }
 """
 
