@@ -115,6 +115,20 @@ def test_gradcheck_float64(path, small_torch_chunks):
     assert torch.autograd.gradcheck(scan, tuple(inputs.values()), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
+def test_softplus_of_extreme_deltas(fast_scan):
+    """Δ from -40 to 40, across softplus' threshold (20) and into its underflow."""
+    inputs = make_inputs(1, 81, 6, 4, delta_bias=False)
+    with torch.no_grad():
+        inputs["delta"].copy_(torch.linspace(-40, 40, 81)[None, :, None].expand(1, 81, 6))
+        inputs["A"].mul_(0.01)
+    grad_out = torch.randn(1, 81, 6, generator=torch.Generator().manual_seed(1))
+    out_ref, last_ref, grads_ref = run(selective_scan_ref, inputs, grad_out, True)
+    out, last, grads = run(fast_scan, inputs, grad_out, True)
+    assert_close(out, out_ref, 1e-5, 1e-6, "out")
+    for name, grad in grads_ref.items():
+        assert_close(grads[name], grad, 1e-4, 1e-6, f"grad {name}")
+
+
 def test_long_sequence_crosses_chunks_cpp():
     if not cpu_kernel_available():
         pytest.skip("the C++ kernel could not be compiled here")

@@ -259,35 +259,39 @@ def cpu_kernel_available():
 
 
 class _CppScan(torch.autograd.Function):
-    """Inputs in the compute dtype; dt is Δ after bias and softplus; D and z may be None.
+    """Inputs in the compute dtype; D, z and delta_bias may be None.
 
     The kernel works channels last: (b, l, d) for u, Δ, z and the output, (b, l, n) for B and C.
     Tensors that are transposed views of such memory (as the model's projections give) are not copied.
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A, B, C, D, z):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         ops = load_cpu_kernel()
-        u_, dt_ = u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous()  # (b, l, d)
+        u_, delta_ = u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous()  # (b, l, d)
         z_ = None if z is None else z.transpose(1, 2).contiguous()
         A_ = A.t().contiguous()  # (n, d)
         B_, C_ = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, l, n)
         D = None if D is None else D.contiguous()
+        delta_bias = None if delta_bias is None else delta_bias.contiguous()
         save = any(ctx.needs_input_grad)
-        out, last_state, checkpoints, y = ops.fwd(u_, dt_, A_, B_, C_, D, z_, _CPP_CHUNK, save)
+        out, last_state, checkpoints, y = ops.fwd(u_, delta_, A_, B_, C_, D, z_, delta_bias, delta_softplus,
+                                                  _CPP_CHUNK, save)
         if save:  # y: output before the gate, kept for dz
-            ctx.save_for_backward(u_, dt_, A_, B_, C_, D, z_, None if z is None else y, checkpoints)
+            ctx.save_for_backward(u_, delta_, A_, B_, C_, D, z_, delta_bias, None if z is None else y, checkpoints)
+            ctx.delta_softplus = delta_softplus
         ctx.mark_non_differentiable(last_state)
         return out.transpose(1, 2), last_state
 
     @staticmethod
     def backward(ctx, g, _g_last_state):
-        u_, dt_, A_, B_, C_, D, z_, y, checkpoints = ctx.saved_tensors
+        u_, delta_, A_, B_, C_, D, z_, delta_bias, y, checkpoints = ctx.saved_tensors
         g_ = g.to(u_.dtype).transpose(1, 2).contiguous()  # (b, l, d)
-        du, ddt, dA, dB, dC, dD, dz = load_cpu_kernel().bwd(u_, dt_, A_, B_, C_, D, z_, y, checkpoints, g_,
-                                                             _CPP_CHUNK)
-        return (du.transpose(1, 2), ddt.transpose(1, 2), dA.t(), dB.transpose(1, 2), dC.transpose(1, 2),
-                None if D is None else dD, None if z_ is None else dz.transpose(1, 2))
+        du, ddelta, dA, dB, dC, dD, dz, dbias = load_cpu_kernel().bwd(
+            u_, delta_, A_, B_, C_, D, z_, delta_bias, ctx.delta_softplus, y, checkpoints, g_, _CPP_CHUNK)
+        return (du.transpose(1, 2), ddelta.transpose(1, 2), dA.t(), dB.transpose(1, 2), dC.transpose(1, 2),
+                None if D is None else dD, None if z_ is None else dz.transpose(1, 2),
+                None if delta_bias is None else dbias, None)
 
 
 def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -302,12 +306,8 @@ def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     if A.shape[1] > _CPP_MAX_STATE:
         raise ValueError(f"the C++ scan supports d_state <= {_CPP_MAX_STATE}, got {A.shape[1]}")
     cdt = _compute_dtype(u)
-    dt = delta.to(cdt)
-    if delta_bias is not None:
-        dt = dt + delta_bias.to(cdt)[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
-    out, last_state = _CppScan.apply(u.to(cdt), dt, A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt), _to(z, cdt))
+    out, last_state = _CppScan.apply(u.to(cdt), delta.to(cdt), A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt),
+                                     _to(z, cdt), _to(delta_bias, cdt), bool(delta_softplus))
     out = out.to(u.dtype)
     return (out, last_state) if return_last_state else out
 

@@ -15,9 +15,10 @@ vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps; bac
 chunks in reverse, recomputes the chunk's states into a small per-thread buffer and runs the
 adjoint recurrence
     dh_t = dh_{t+1} * exp(Δ_{t+1} A) + gy_t C_t.
+Bias and softplus of Δ are fused too (backward multiplies by the softplus' derivative).
 dB and dC sum over channels: each work item (one batch row, one fixed group of channel blocks) sums
 its channels into its own partial buffer and the partials are added in a fixed order afterwards,
-so results do not depend on the thread count. Δ (bias, softplus) is prepared by the caller.
+so results do not depend on the thread count.
 Layout (channels last, as the model's projections produce them): u, Δ, z, out, y (b, l, d);
 B, C (b, l, n); A transposed to (n, d); checkpoints (b, chunks, n, d); last state (b, d, n).
 
@@ -108,6 +109,43 @@ inline Vec<double> vexp(Vec<double> x) {  // float64 runs in tests only
 template <typename T>
 inline Vec<T> vsigmoid(Vec<T> x) { return T(1) / (T(1) + vexp(-x)); }
 
+// natural log of positive normal floats; Cephes logf polynomial, about 1 ulp
+inline VecF vlog(VecF x) {
+  const VecI xi = (VecI)x;
+  VecI e = ((xi >> 23) & 0xff) - 126;
+  VecF m = (VecF)((xi & 0x807fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
+  const VecI small = m < 0.707106781186547524f;
+  const VecF ef = __builtin_convertvector(e + small, VecF);  // small is -1 where true
+  m = small ? m + m - 1.0f : m - 1.0f;
+  const VecF z = m * m;
+  VecF y = splat(7.0376836292e-2f);
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += ef * -2.12194440e-4f;
+  y += -0.5f * z;
+  return m + y + ef * 0.693359375f;
+}
+
+// softplus as torch computes it (threshold 20): x above 20, else log1p(exp(x)), with
+// log1p(e) = log(1 + e) * e / ((1 + e) - 1) to keep small values exact
+inline VecF vsoftplus(VecF x) {
+  const VecF e = vexp(x), u = 1.0f + e;
+  const VecF lp = (u == 1.0f) ? e : vlog(u) * (e / (u - 1.0f));
+  return x > 20.0f ? x : lp;
+}
+inline Vec<double> vsoftplus(Vec<double> x) {
+  Lanes<double> l(x);
+  for (double& e : l.v) e = e > 20.0 ? e : std::log1p(std::exp(e));
+  return l.vec();
+}
+
 template <typename T>
 inline T hsum(Vec<T> v) {
   Lanes<T> l(v);
@@ -148,8 +186,9 @@ struct Dims {
 };
 
 template <typename T>
-struct Fwd {  // pointers; optional ones may be null
-  const T *u, *dt, *z, *A, *B, *C, *D;
+struct Fwd {  // pointers; optional ones may be null. dt is delta before bias and softplus
+  const T *u, *dt, *z, *A, *B, *C, *D, *dbias;
+  bool softplus;
   T *out, *last, *ckpt, *ysave;
 };
 
@@ -162,6 +201,7 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
   V h[NT > 0 ? NT : kMaxState], a[NT > 0 ? NT : kMaxState];
   for (int n = 0; n < N; ++n) { a[n] = load<T, FULL>(p.A + n * nd + d0, w); h[n] = V{}; }
   const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
+  const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
   int64_t next_ckpt = 0;
   for (int64_t t = 0; t < s.L; ++t) {
     if (p.ckpt && t == next_ckpt) {
@@ -171,7 +211,8 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
     }
     const int64_t row = (b * s.L + t) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
-    const V dtv = load<T, FULL>(p.dt + row, w);
+    V dtv = load<T, FULL>(p.dt + row, w) + biasv;
+    if (p.softplus) dtv = vsoftplus(dtv);
     const V dtu = dtv * uv;
     const T* Bs = p.B + (b * s.L + t) * N;
     const T* Cs = p.C + (b * s.L + t) * N;
@@ -203,8 +244,9 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
 
 template <typename T>
 struct Bwd {
-  const T *u, *dt, *z, *A, *B, *C, *D, *ckpt, *ysave, *g;
-  T *du, *ddt, *dz;
+  const T *u, *dt, *z, *A, *B, *C, *D, *dbias, *ckpt, *ysave, *g;
+  bool softplus;
+  T *du, *ddt, *dz;  // ddt: gradient wrt delta (before bias and softplus)
 };
 
 // Scratch of one work item, in vectors.
@@ -215,12 +257,14 @@ struct Scratch {
   Vec<T>* gy;     // [K] gradient wrt y
   Vec<T>* accB;   // [K][N] per-lane sums of dB over this item's blocks
   Vec<T>* accC;   // [K][N]
+  Vec<T>* dt;     // [K] Δ after bias and softplus
+  Vec<T>* ddt_dpre;  // [K] derivative of the softplus
 };
 
 // Backward through one chunk [t0, t0 + kk) for one block of channels; dh, dA, dD carry over chunks.
 template <typename T, int NT, bool FULL>
 void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64_t b, int64_t d0, int w,
-                     int64_t ck, Vec<T>* dh, Vec<T>* dA, Vec<T>* dD) {
+                     int64_t ck, Vec<T>* dh, Vec<T>* dA, Vec<T>* dD, Vec<T>* dbias) {
   using V = Vec<T>;
   const int N = NT > 0 ? NT : (int)s.N;
   const int64_t nd = s.nd, t0 = ck * s.K, kk = std::min(s.L, t0 + s.K) - t0;
@@ -231,11 +275,15 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
     h0[n] = h[n] = load<T, FULL>(ckrow + n * nd, w);
   }
   const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
+  const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
   // 1. recompute the chunk's states, and go through the gate and the skip connection
   for (int64_t j = 0; j < kk; ++j) {
     const int64_t row = (b * s.L + t0 + j) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
-    const V dtv = load<T, FULL>(p.dt + row, w);
+    const V pre = load<T, FULL>(p.dt + row, w) + biasv;
+    const V dtv = p.softplus ? vsoftplus(pre) : pre;
+    sc.dt[j] = dtv;
+    sc.ddt_dpre[j] = p.softplus ? vsigmoid<T>(pre) : splat(T(1));
     const V dtu = dtv * uv;
     const T* Bs = p.B + (b * s.L + t0 + j) * N;
     V* hs = sc.hbuf + j * N;
@@ -259,7 +307,7 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
   for (int64_t j = kk - 1; j >= 0; --j) {
     const int64_t row = (b * s.L + t0 + j) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
-    const V dtv = load<T, FULL>(p.dt + row, w);
+    const V dtv = sc.dt[j];
     const V dtu = dtv * uv;
     const V gy = sc.gy[j];
     const T* Bs = p.B + (b * s.L + t0 + j) * N;
@@ -298,7 +346,9 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
       dh[n] = dht * da[n];
     }
     const V sB = sB0 + sB1;
-    store<T, FULL>(p.ddt + row, ddv0 + ddv1 + uv * sB, w);
+    const V ddelta = (ddv0 + ddv1 + uv * sB) * sc.ddt_dpre[j];
+    store<T, FULL>(p.ddt + row, ddelta, w);
+    *dbias += ddelta;
     store<T, FULL>(p.du + row, gy * Dv + dtv * sB, w);
   }
 }
@@ -325,13 +375,14 @@ void scan_bwd_impl(const Bwd<T>& p, const Dims& s, int64_t G, T* dApart, T* dDpa
   const int64_t nblk = (nd + W - 1) / W, per_group = (nblk + G - 1) / G;
   at::parallel_for(0, s.nb * G, 1, [&](int64_t begin, int64_t end) {
     using V = Vec<T>;
-    std::vector<V> buf((4 * N + 1) * K);  // std::vector of over-aligned types: C++17 aligns them
-    Scratch<T> sc{buf.data(), buf.data() + K * N, buf.data() + 2 * K * N, buf.data() + 2 * K * N + K,
-                  buf.data() + 3 * K * N + K};
+    std::vector<V> buf((4 * N + 3) * K);  // std::vector of over-aligned types: C++17 aligns them
+    V* q = buf.data();
+    Scratch<T> sc{q, q + K * N, q + 2 * K * N, q + 2 * K * N + K, q + 3 * K * N + K, q + 4 * K * N + K,
+                  q + 4 * K * N + 2 * K};
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / G, gi = item % G;
       const int64_t blk0 = std::min(nblk, gi * per_group), blk1 = std::min(nblk, blk0 + per_group);
-      std::vector<V> carry((blk1 - blk0) * (2 * N + 1), V{});  // dh, dA, dD of each block
+      std::vector<V> carry((blk1 - blk0) * (2 * N + 2), V{});  // dh, dA, dD, dbias of each block
       for (int64_t ck = s.nck - 1; ck >= 0; --ck) {
         const int64_t t0 = ck * K, kk = std::min(s.L, t0 + K) - t0;
         std::fill(sc.accB, sc.accB + kk * N, V{});
@@ -339,9 +390,9 @@ void scan_bwd_impl(const Bwd<T>& p, const Dims& s, int64_t G, T* dApart, T* dDpa
         for (int64_t blk = blk0; blk < blk1; ++blk) {
           const int64_t d0 = blk * W;
           const int w = (int)std::min<int64_t>(W, nd - d0);
-          V* dh = carry.data() + (blk - blk0) * (2 * N + 1);
-          if (w == W) bwd_block_chunk<T, NT, true>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N);
-          else bwd_block_chunk<T, NT, false>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N);
+          V* dh = carry.data() + (blk - blk0) * (2 * N + 2);
+          if (w == W) bwd_block_chunk<T, NT, true>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N, dh + 2 * N + 1);
+          else bwd_block_chunk<T, NT, false>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N, dh + 2 * N + 1);
         }
         for (int64_t j = 0; j < kk; ++j)
           for (int64_t n = 0; n < N; ++n) {
@@ -352,13 +403,16 @@ void scan_bwd_impl(const Bwd<T>& p, const Dims& s, int64_t G, T* dApart, T* dDpa
       for (int64_t blk = blk0; blk < blk1; ++blk) {
         const int64_t d0 = blk * W;
         const int w = (int)std::min<int64_t>(W, nd - d0);
-        const V* dA = carry.data() + (blk - blk0) * (2 * N + 1) + N;
+        const V* dA = carry.data() + (blk - blk0) * (2 * N + 2) + N;
         for (int64_t n = 0; n < N; ++n) {
           Lanes<T> l(dA[n]);
           for (int k = 0; k < w; ++k) dApart[(b * N + n) * nd + d0 + k] = l.v[k];
         }
-        Lanes<T> l(dA[N]);
-        for (int k = 0; k < w; ++k) dDpart[b * nd + d0 + k] = l.v[k];
+        Lanes<T> lD(dA[N]), lbias(dA[N + 1]);
+        for (int k = 0; k < w; ++k) {
+          dDpart[(b * 2) * nd + d0 + k] = lD.v[k];
+          dDpart[(b * 2 + 1) * nd + d0 + k] = lbias.v[k];
+        }
       }
     }
   });
@@ -431,7 +485,8 @@ const T* opt_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
     const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
-    const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z, int64_t K, bool save) {
+    const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& dbias,
+    bool softplus, int64_t K, bool save) {
   const Dims s = check(u, dt, A, Bt, Ct, K);
   at::Tensor out = at::empty_like(u);
   at::Tensor last = at::empty({s.nb, s.nd, s.N}, u.options());
@@ -446,7 +501,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_fwd", [&] {
     Fwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
                     A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
-                    opt_ptr<scalar_t>(D, u, s.nd), out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
+                    opt_ptr<scalar_t>(D, u, s.nd), opt_ptr<scalar_t>(dbias, u, s.nd), softplus,
+                    out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
                     save ? ckpt.data_ptr<scalar_t>() : nullptr, keep_y ? ysave.data_ptr<scalar_t>() : nullptr};
     DISPATCH_STATE(s.N, scan_fwd_impl, p, s)
   });
@@ -455,7 +511,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
 
 std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
                                  const at::Tensor& Bt, const at::Tensor& Ct, const c10::optional<at::Tensor>& D,
-                                 const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& ysave,
+                                 const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& dbias,
+                                 bool softplus, const c10::optional<at::Tensor>& ysave,
                                  const at::Tensor& ckpt, const at::Tensor& g, int64_t K) {
   const Dims s = check(u, dt, A, Bt, Ct, K);
   TORCH_CHECK(g.sizes() == u.sizes() && g.is_contiguous() && g.scalar_type() == u.scalar_type(), "bad grad");
@@ -464,7 +521,8 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
   if (u.numel() == 0) {  // empty batch or no channels
     return {at::zeros_like(u), at::zeros_like(u), at::zeros({s.N, s.nd}, u.options()),
             at::zeros({s.nb, s.L, s.N}, u.options()), at::zeros({s.nb, s.L, s.N}, u.options()),
-            at::zeros({s.nd}, u.options()), has_z ? at::zeros_like(u) : at::empty({0}, u.options())};
+            at::zeros({s.nd}, u.options()), has_z ? at::zeros_like(u) : at::empty({0}, u.options()),
+            at::zeros({s.nd}, u.options())};
   }
   constexpr int64_t W64 = 64;  // bytes per vector block
   const int64_t W = W64 / (int64_t)u.element_size();
@@ -475,7 +533,7 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
   at::Tensor du = at::empty_like(u), ddt = at::empty_like(u);
   at::Tensor dz = has_z ? at::empty_like(u) : at::empty({0}, u.options());
   at::Tensor dApart = at::empty({s.nb, s.N * s.nd}, u.options());
-  at::Tensor dDpart = at::empty({s.nb, s.nd}, u.options());
+  at::Tensor dDpart = at::empty({s.nb, 2, s.nd}, u.options());  // dD and dbias
   at::Tensor dBpart = at::empty({s.nb, G, s.L * s.N}, u.options());
   at::Tensor dCpart = at::empty({s.nb, G, s.L * s.N}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_bwd", [&] {
@@ -483,20 +541,20 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
     TORCH_CHECK(!has_z || ysp, "the pre-gate output y is needed when z is given");
     Bwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
                     A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
-                    opt_ptr<scalar_t>(D, u, s.nd), ckpt.data_ptr<scalar_t>(), ysp, g.data_ptr<scalar_t>(),
-                    du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), has_z ? dz.data_ptr<scalar_t>() : nullptr};
+                    opt_ptr<scalar_t>(D, u, s.nd), opt_ptr<scalar_t>(dbias, u, s.nd), ckpt.data_ptr<scalar_t>(), ysp,
+                    g.data_ptr<scalar_t>(), softplus, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), has_z ? dz.data_ptr<scalar_t>() : nullptr};
     DISPATCH_STATE(s.N, scan_bwd_impl, p, s, G, dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(),
                    dBpart.data_ptr<scalar_t>(), dCpart.data_ptr<scalar_t>())
   });
-  at::Tensor dB, dC, dA, dD;
+  at::Tensor dB, dC, dA, dDb;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_reduce", [&] {
     dB = sum_groups<scalar_t>(dBpart).view({s.nb, s.L, s.N});
     dC = sum_groups<scalar_t>(dCpart).view({s.nb, s.L, s.N});
     // sums over the batch, in batch order
     dA = sum_groups<scalar_t>(dApart.view({1, s.nb, s.N * s.nd})).view({s.N, s.nd});
-    dD = sum_groups<scalar_t>(dDpart.view({1, s.nb, s.nd})).view({s.nd});
+    dDb = sum_groups<scalar_t>(dDpart.view({1, s.nb, 2 * s.nd})).view({2, s.nd});
   });
-  return {du, ddt, dA.contiguous(), dB, dC, dD.contiguous(), dz};
+  return {du, ddt, dA.contiguous(), dB, dC, dDb.select(0, 0).contiguous(), dz, dDb.select(0, 1).contiguous()};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -641,9 +699,11 @@ std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, cons
 }  // namespace
 
 TORCH_LIBRARY(mamba_ner_scan, m) {
-  m.def("fwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, int chunk, bool save)"
+  m.def("fwd(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? delta_bias,"
+        " bool softplus, int chunk, bool save)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
-  m.def("bwd(Tensor u, Tensor dt, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? y, Tensor ckpt,"
+  m.def("bwd(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? delta_bias,"
+        " bool softplus, Tensor? y, Tensor ckpt,"
         " Tensor g, int chunk) -> Tensor[]");
   m.def("conv_fwd(Tensor x, Tensor wt, Tensor? bias, bool silu) -> Tensor");
   m.def("conv_bwd(Tensor x, Tensor wt, Tensor? bias, Tensor g, bool silu) -> Tensor[]");
