@@ -51,6 +51,19 @@ def time_once(fn, inputs, backward):
     return time.perf_counter() - start
 
 
+def saved_megabytes(fn, inputs):
+    """Megabytes autograd keeps for backward (counted by a saved-tensor hook; views count in full)."""
+    total = [0]
+
+    def pack(tensor):
+        total[0] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn(**inputs, delta_softplus=True)
+    return total[0] / 2**20
+
+
 def measure(fn, inputs, backward, repeats):
     time_once(fn, inputs, backward)  # warm-up
     return min(time_once(fn, inputs, backward) for _ in range(repeats))
@@ -73,21 +86,21 @@ def main():
     paths = [p for p in args.paths if p != "cpp" or cpu_kernel_available()]
     dtype = getattr(torch, args.dtype)
     print(f"d_inner {args.d_inner}, d_state {args.d_state}, {args.tokens} tokens/batch, {args.dtype}, "
-          f"{torch.get_num_threads()} threads; tokens/s (fwd+bwd | fwd only)")
-    print("| length | batch | " + " | ".join(f"{p} fwd+bwd | {p} fwd" for p in paths) + " |")
-    print("|---|---|" + "---|---|" * len(paths))
+          f"{torch.get_num_threads()} threads; tokens/s (fwd+bwd | fwd only) and MB kept for backward")
+    print("| length | batch | " + " | ".join(f"{p} fwd+bwd | {p} fwd | {p} saved MB" for p in paths) + " |")
+    print("|---|---|" + "---|---|---|" * len(paths))
     for length in args.lengths:
         batch = max(1, args.tokens // length)
         inputs = make_inputs(batch, args.d_inner, length, args.d_state, dtype)
         cells = []
         for p in paths:
             if p == "ref" and length > args.ref_max_length:
-                cells += ["-", "-"]
+                cells += ["-", "-", "-"]
                 continue
             tokens = batch * length
             train = tokens / measure(PATHS[p], inputs, True, args.repeats)
             infer = tokens / measure(PATHS[p], inputs, False, args.repeats)
-            cells += [f"{train:,.0f}", f"{infer:,.0f}"]
+            cells += [f"{train:,.0f}", f"{infer:,.0f}", f"{saved_megabytes(PATHS[p], inputs):,.0f}"]
         print(f"| {length} | {batch} | " + " | ".join(cells) + " |", flush=True)
 
 

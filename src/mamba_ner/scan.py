@@ -15,14 +15,21 @@ Glossary (shapes in comments use these names)
 
 Paths, chosen by `selective_scan` (force one with ``MAMBA_NER_SCAN=auto|ref|torch|cpp|cuda``):
     cuda    mamba_ssm's kernel, when it imports and the tensors are on CUDA
-    cpp     a C++ kernel compiled on first use (source in ``scan_cpu_kernel.py``), CPU tensors;
-            the discretisation is fused into it, so no (b, d, l, n) tensor is ever materialised
+    cpp     a C++ kernel compiled on first use (source in ``scan_cpu_kernel.py``), CPU tensors,
+            d_state <= 128; bias, softplus, discretisation, D and the gate are fused into it, so
+            no (b, d, l, n) tensor is ever materialised. It works channels last: inputs that are
+            transposed views of (b, l, ·) memory, as the projections produce them, are not copied,
+            and the output is such a view. Threads: torch.get_num_threads(); results do not depend
+            on the thread count. Compile failure: one logged warning, then the torch path.
     torch   pure PyTorch, in chunks of time with a hand-written backward (any device)
     ref     `selective_scan_ref`: a per-step loop that autograd differentiates; obviously correct
 
 All paths compute in float32 (float64 when given float64) and return ``out`` in ``u``'s dtype and
 ``last_state`` in the compute dtype, as mamba_ssm does. Memory is linear in length: the fast paths
 keep the state only at chunk boundaries and recompute the rest in backward.
+
+`causal_conv1d` (the depthwise conv + SiLU in front of the scan) follows the same pattern: the
+`causal_conv1d` CUDA kernel, a channels-last C++ kernel, and `causal_conv1d_ref` (`F.conv1d`).
 """
 import logging
 import os
