@@ -735,6 +735,22 @@ def _cpu_features():
     return platform.machine() + platform.processor()
 
 
+def _remove_stale_lock(name, max_age_s=600):
+    """torch waits forever on the lock file of a build that was killed: drop one older than max_age_s."""
+    import os
+    import time
+
+    try:
+        from torch.utils.cpp_extension import _get_build_directory  # private; the same folder load_inline uses
+
+        lock = os.path.join(_get_build_directory(name, False), "lock")
+        if time.time() - os.path.getmtime(lock) > max_age_s:
+            os.remove(lock)
+            logger.warning("Removed a stale build lock %s", lock)
+    except Exception:  # no lock (the usual case), another process removed it first, or torch changed
+        pass
+
+
 def load_cpu_kernel():
     """Compile (first call only) and return ``torch.ops.mamba_ner_scan``, or None if that failed."""
     with _lock:
@@ -746,8 +762,11 @@ def load_cpu_kernel():
         errors = []
         for flags in _FLAG_SETS:
             tag = hashlib.sha1((CPP_SOURCE + " ".join(flags) + _cpu_features()).encode()).hexdigest()[:12]
+            name = f"mamba_ner_scan_{tag}"
             try:
-                load_inline(name=f"mamba_ner_scan_{tag}", cpp_sources=[CPP_SOURCE], extra_cflags=flags,
+                _remove_stale_lock(name)
+                logger.info("Loading the C++ selective scan %s (compiled once per machine, ~30 s)", name)
+                load_inline(name=name, cpp_sources=[CPP_SOURCE], extra_cflags=flags,
                             extra_ldflags=["-fopenmp"] if "-fopenmp" in flags else [],
                             is_python_module=False, no_implicit_headers=True, verbose=False)
                 _state["ops"] = torch.ops.mamba_ner_scan
