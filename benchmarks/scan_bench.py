@@ -40,15 +40,18 @@ def make_inputs(batch, d_inner, length, d_state, dtype):
     return inputs
 
 
+CLOCK = time.perf_counter
+
+
 def time_once(fn, inputs, backward):
-    start = time.perf_counter()
+    start = CLOCK()
     if backward:
         out = fn(**inputs, delta_softplus=True)
         torch.autograd.grad(out, list(inputs.values()), torch.ones_like(out))
     else:
         with torch.no_grad():
             fn(**inputs, delta_softplus=True)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def saved_megabytes(fn, inputs):
@@ -80,13 +83,17 @@ def main():
     parser.add_argument("--ref-max-length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="defaults to torch.get_num_threads()")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: process CPU time, steadier on a shared machine (meaningful with --threads 1)")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     paths = [p for p in args.paths if p != "cpp" or cpu_kernel_available()]
     dtype = getattr(torch, args.dtype)
     print(f"d_inner {args.d_inner}, d_state {args.d_state}, {args.tokens} tokens/batch, {args.dtype}, "
-          f"{torch.get_num_threads()} threads; tokens/s (fwd+bwd | fwd only) and MB kept for backward")
+          f"{torch.get_num_threads()} threads, {args.clock} clock; tokens/s (fwd+bwd | fwd only) and MB kept for backward")
     print("| length | batch | " + " | ".join(f"{p} fwd+bwd | {p} fwd | {p} saved MB" for p in paths) + " |")
     print("|---|---|" + "---|---|---|" * len(paths))
     for length in args.lengths:
