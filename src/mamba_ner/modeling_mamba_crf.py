@@ -36,46 +36,16 @@ from transformers.utils import ModelOutput, logging
 
 from .configuration_mamba_crf import MambaCrfConfig
 from .crf import LinearChainCRF, pack_by_mask, unpack_by_order
-from .scan import selective_scan
+from .scan import causal_conv1d, selective_scan
 
 try:  # transformers >= 5: init functions that skip weights already loaded from a checkpoint
     from transformers import initialization as init
 except ImportError:  # transformers 4.x
     from torch.nn import init
 
-try:  # optional CUDA kernel (extra `cuda`)
-    from causal_conv1d import causal_conv1d_fn
-except ImportError:
-    causal_conv1d_fn = None
-
 logger = logging.get_logger(__name__)
 
 GENERIC_LABEL_PREFIX = "LABEL_"  # what PretrainedConfig invents when no labels are given
-
-
-def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = "silu") -> torch.Tensor:
-    """Depthwise causal convolution, plain reference. x: (b, d_in, l), weight: (d_in, w), bias: (d_in,)."""
-    width = weight.shape[1]
-    out = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
-    return F.silu(out) if activation == "silu" else out
-
-
-def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = "silu") -> torch.Tensor:
-    """Depthwise causal convolution (+ SiLU), same contract as `causal_conv1d_ref`.
-
-    On CUDA with the `causal-conv1d` package its kernel runs; elsewhere the convolution is written
-    as `w` shifted multiply-adds, which measured faster on CPU than `F.conv1d` with `groups=d_in`.
-    """
-    if causal_conv1d_fn is not None and x.is_cuda:
-        return causal_conv1d_fn(x, weight, bias, activation=activation)
-    width, length = weight.shape[1], x.shape[-1]
-    out = x * weight[:, width - 1 : width]  # tap on the current position, (b, d_in, l)
-    for shift in range(1, min(width, length + 1)):
-        tap = weight[:, width - 1 - shift : width - shift]  # (d_in, 1)
-        out = out + F.pad(x[..., : length - shift], (shift, 0)) * tap
-    if bias is not None:
-        out = out + bias.unsqueeze(-1)
-    return F.silu(out) if activation == "silu" else out
 
 
 def reverse_within_length(x: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
