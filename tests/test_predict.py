@@ -227,6 +227,11 @@ def test_command_line(model, tokenizer, tmp_path):
         assert (out / name).is_file(), name
     assert (out / "note.ann").read_text(encoding="utf-8") == (out / "brat" / "d1.ann").read_text(encoding="utf-8")
     assert main(["--model", str(checkpoint), str(tmp_path / "missing.txt"), "--output", str(out)]) == 2
+    for path in (tmp_path / "note.txt", tmp_path / "dev.conll"):
+        with pytest.raises(ValueError, match="would overwrite the input"):
+            main(["--model", str(checkpoint), str(path), "--output", str(tmp_path)])
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        predict_brat_folder(model, tokenizer, tmp_path / "brat", tmp_path / "brat")
 
 
 @pytest.mark.realdata

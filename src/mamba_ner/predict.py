@@ -304,9 +304,15 @@ def _write_brat_config(output_dir: Path, types: list[str], colors: dict[str, str
         visual.write_text("[labels]\n\n[drawing]\n" + drawing, encoding="utf-8")
 
 
+def _refuse_overwrite(source: Path, target: Path) -> None:
+    if source.resolve() == target.resolve():
+        raise ValueError(f"{target}: writing predictions there would overwrite the input {source}; choose another output folder")
+
+
 def predict_text_file(model, tokenizer, path: str | Path, output_dir: str | Path, options: PredictOptions | None = None) -> Path:
     """Tag a raw text file in one pass; writes `<output_dir>/<stem>.txt` + `.ann` (brat). Returns the .ann path."""
     path, output_dir = Path(path), Path(output_dir)
+    _refuse_overwrite(path.parent, output_dir)
     return _write_brat_documents(model, tokenizer, [(path.stem, _read_exact(path), output_dir)], output_dir, options or PredictOptions())[0]
 
 
@@ -317,6 +323,7 @@ def predict_brat_folder(model, tokenizer, folder: str | Path, output_dir: str | 
     Returns the `.ann` paths.
     """
     folder, output_dir = Path(folder), Path(output_dir)
+    _refuse_overwrite(folder, output_dir)
     texts = sorted(folder.rglob("*.txt"))
     if not texts:
         raise FileNotFoundError(f"{folder}: no .txt files to tag")
@@ -351,6 +358,7 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
         lines.append("")
     output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / (path.stem + ".txt" if path.suffix.lower() in (".json", ".jsonl") else path.name)
+    _refuse_overwrite(path, out)
     out.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="")
     if options.html:
         _write_sentences_html(model, sentences, tagged, out.with_suffix(out.suffix + ".html"))
