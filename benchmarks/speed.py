@@ -18,15 +18,15 @@ length, at least 1); the scaling ratio time(8192) / time(512) uses a constant ba
 
 Processes: every job runs in a fresh process forked from a server that has imported torch and transformers
 once (multiprocessing "forkserver"), so no run inherits another's allocations, threads or caches.
-Timing: one process per (length, mode) builds every model, runs the warm-up steps (not timed), then
-times the models' steps round-robin (A B C A B C ...), so a change in the machine's load hits all the
-models of a ratio alike; the median step time is reported. The subprocess at the longest length also
-times the constant-batch runs of the scaling ratio (both ends side by side). A model whose warm-up step
-exceeds --max-step-seconds is stopped and reported as skipped; one whose step is estimated (from the
-shorter lengths) to exceed it is not started.
-Memory: each measured (model, mode, length, batch) then runs once more in its own process: build the
-model and inputs, take the resident set size (RSS) as baseline, reset the peak RSS (Linux `clear_refs`),
-run --memory-steps steps, report the peak RSS minus the baseline.
+Memory, and the one-minute rule: each (model, mode, length, batch) first runs alone in its own process:
+build the model and inputs, take the resident set size (RSS) as baseline, reset the peak RSS (Linux
+`clear_refs`), run --memory-steps steps, report the peak RSS minus the baseline. The parent kills it when
+a step takes longer than --max-step-seconds (the run is then reported as skipped), and does not start
+runs whose step it estimates, from the shorter lengths, to take longer.
+Timing: then one process per (length, mode) builds every model that passed, runs the warm-up steps (not
+timed) and times the models' steps round-robin (A B C A B C ...), so a change in the machine's load hits
+all the models of a ratio alike; the median step time is reported. The process at the longest length
+also times the constant-batch runs of the scaling ratio, so both ends of it are timed side by side.
 
 Absolute numbers on a shared machine are noise: read the ratios, and check the load printed at the
 start and end.
@@ -36,7 +36,6 @@ import math
 import multiprocessing
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -135,10 +134,6 @@ def _reset_peak_rss():
         return False
 
 
-class _StepTooSlow(Exception):
-    pass
-
-
 def _record_scan_paths(seen):
     """Wrap the scan implementations so the paths that actually run are recorded (one Python call each)."""
     from mamba_ner import scan
@@ -156,19 +151,17 @@ def _record_scan_paths(seen):
         setattr(scan, attr, wrapped)
 
 
-def run_worker(spec):
-    """Dispatch a worker spec: "time" (several entries, steps interleaved) or "memory" (one entry)."""
+def run_worker(spec, notify):
+    """Run a worker spec: "time" (several entries, steps interleaved) or "memory" (one entry).
+
+    `notify(message)` tells the parent that the model is built and the timed part starts.
+    """
     import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # hf-mamba's "falling back to the reference PyTorch implementation", per run
     torch.set_num_threads(os.cpu_count())
-    signal.signal(signal.SIGALRM, _on_alarm)
-    return time_entries(spec) if spec["kind"] == "time" else measure_memory(spec)
-
-
-def _on_alarm(signum, frame):
-    raise _StepTooSlow
+    return time_entries(spec) if spec["kind"] == "time" else measure_memory(spec, notify)
 
 
 def make_step(model_name, mode, length, batch, inputs_cache=None):
@@ -177,6 +170,10 @@ def make_step(model_name, mode, length, batch, inputs_cache=None):
 
     torch.manual_seed(0)
     model, decode = build_model(model_name, length)
+    if model_name in ("bi", "uni"):
+        from mamba_ner.scan import cpu_kernel_available
+
+        cpu_kernel_available()  # load (or compile) the C++ scan now, not inside the first step
     key = (length, batch)
     inputs = inputs_cache.get(key) if inputs_cache is not None else None
     if inputs is None:
@@ -198,14 +195,9 @@ def make_step(model_name, mode, length, batch, inputs_cache=None):
     return model, step
 
 
-def _timed(step, limit=None):
-    if limit:
-        signal.alarm(limit)
+def _timed(step):
     start = time.perf_counter()
-    try:
-        step()
-    finally:
-        signal.alarm(0)
+    step()
     return time.perf_counter() - start
 
 
@@ -214,28 +206,17 @@ def time_entries(spec):
 
     An entry stops after `steps` timed steps or once `budget_seconds` of timed steps are spent (at least one).
     """
-    import gc
-
     scan_paths = set()
     _record_scan_paths(scan_paths)
     inputs_cache, steps, out = {}, {}, {}
     for model_name, length, batch in spec["entries"]:
         name = f"{model_name}|{length}|{batch}"
-        model, step = make_step(model_name, spec["mode"], length, batch, inputs_cache)
-        params = sum(p.numel() for p in model.parameters())
-        attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+        model, steps[name] = make_step(model_name, spec["mode"], length, batch, inputs_cache)
         scan_paths.clear()
-        try:
-            for _ in range(spec["warmup"]):
-                _timed(step, spec["max_step_seconds"])
-        except _StepTooSlow:
-            out[name] = {"skipped": f"warm-up step still running after {spec['max_step_seconds']} s, stopped",
-                         "lower_bound_s": spec["max_step_seconds"]}
-            del model, step
-            gc.collect()
-            continue
-        steps[name] = step
-        out[name] = {"times": [], "params": params, "attn": attn, "scan_paths": sorted(scan_paths)}
+        warmup = [_timed(steps[name]) for _ in range(spec["warmup"])]
+        out[name] = {"times": [], "warmup_s": warmup, "params": sum(p.numel() for p in model.parameters()),
+                     "attn": getattr(getattr(model, "config", None), "_attn_implementation", None),
+                     "scan_paths": sorted(scan_paths)}
     active = list(steps)
     while active:
         for name in list(active):
@@ -246,21 +227,22 @@ def time_entries(spec):
     return out
 
 
-def measure_memory(spec):
-    """Peak RSS above the RSS after building the model and inputs, over `memory_steps` steps of one entry."""
+def measure_memory(spec, notify):
+    """Peak RSS above the RSS after building the model and inputs, over `memory_steps` steps of one entry.
+
+    Also the parent's probe of the step time: it kills this process when the steps exceed the step limit.
+    """
     import gc
 
     model, step = make_step(spec["model"], spec["mode"], spec["length"], spec["batch"])
     gc.collect()
     baseline = _rss_kib("VmRSS")
     exact = _reset_peak_rss()
-    try:
-        for _ in range(spec["memory_steps"]):
-            _timed(step, spec["max_step_seconds"])
-    except _StepTooSlow:
-        return {"skipped": "step too slow"}
+    notify("ready")
+    first = [_timed(step) for _ in range(spec["memory_steps"])]
     peak = _rss_kib("VmHWM") if exact else _maxrss_kib()
-    return {"peak_mib": (peak - baseline) / 1024, "baseline_mib": baseline / 1024, "exact": exact}
+    return {"peak_mib": (peak - baseline) / 1024, "baseline_mib": baseline / 1024, "exact": exact,
+            "first_steps_s": first}
 
 
 def _maxrss_kib():
@@ -285,36 +267,48 @@ def _mp_context():
 
 def _child(conn, spec):
     try:
-        conn.send(run_worker(spec))
+        conn.send({"result": run_worker(spec, lambda message: conn.send({"notice": message}))})
     except BaseException as err:  # reported to the parent, which prints it and goes on
         conn.send({"error": f"{type(err).__name__}: {err}"})
     finally:
         conn.close()
 
 
-def run_subprocess(spec, timeout):
-    """Run `run_worker(spec)` in a fresh process; returns (result, None) or (None, why it failed)."""
+def run_subprocess(spec, timeout, step_limit=None):
+    """Run `run_worker(spec)` in a fresh process; returns (result, None) or (None, why there is none).
+
+    With `step_limit`, the process is killed when its result has not come `step_limit` seconds after its
+    "ready" notice (the model is built; the steps start).
+    """
     ctx = _mp_context()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(sender, spec))
     proc.start()
     sender.close()
-    out = None
-    if receiver.poll(timeout):
-        try:
-            out = receiver.recv()
-        except EOFError:
-            pass
-    else:
-        proc.kill()
-        proc.join()
-        return None, f"worker exceeded {timeout:.0f} s, killed"
+    deadline, out, ready = time.monotonic() + timeout, None, False
+    try:
+        while out is None:
+            if not receiver.poll(max(0.0, deadline - time.monotonic())):
+                proc.kill()
+                proc.join()
+                if ready:
+                    return None, f"one step took more than {step_limit} s (process killed)"
+                return None, f"worker exceeded {timeout:.0f} s, killed"
+            message = receiver.recv()
+            if "notice" in message:
+                ready = True
+                if step_limit:
+                    deadline = time.monotonic() + step_limit * spec.get("memory_steps", 1)
+            else:
+                out = message
+    except EOFError:
+        pass
     proc.join()
     if out is None:
         return None, f"worker died (exit code {proc.exitcode}; out of memory?)"
     if "error" in out:
         return None, f"worker failed: {out['error']}"
-    return out, None
+    return out["result"], None
 
 
 def estimate_step_seconds(results, model, mode, length, batch):
@@ -366,7 +360,8 @@ def plan(args):
 
 
 def run_all(args, jobs):
-    """Run the time jobs in order, each followed by one memory subprocess per entry it measured."""
+    """Per time job: probe every entry in its own process (peak memory, and a step-time limit), then time the
+    entries that passed side by side in one process."""
     results = {}  # (model, mode, length, batch) -> {"times": [...], "peak_mib": ...} or {"skipped": why}
     for mode, entries in jobs:
         todo = []
@@ -376,34 +371,42 @@ def run_all(args, jobs):
             if estimate is not None and estimate > args.max_step_seconds:
                 results[key] = {"skipped": f"one step estimated at {estimate:,.0f} s from shorter lengths (> "
                                            f"{args.max_step_seconds} s), not run"}
-                print(f"  {key}: {results[key]['skipped']}", file=sys.stderr, flush=True)
             else:
-                todo.append((model, length, batch))
+                spec = dict(kind="memory", model=model, mode=mode, length=length, batch=batch,
+                            memory_steps=args.memory_steps)
+                memory, why = run_subprocess(spec, timeout=600, step_limit=args.max_step_seconds)
+                if memory is None:
+                    results[key] = {"skipped": why}
+                    if "still running" in why:
+                        results[key]["lower_bound_s"] = args.max_step_seconds
+                else:
+                    results[key] = memory
+                    todo.append((model, length, batch))
+            if "skipped" in results[key]:
+                print(f"  {key}: {results[key]['skipped']}", file=sys.stderr, flush=True)
         if not todo:
             continue
         spec = dict(kind="time", mode=mode, entries=todo, steps=args.steps, warmup=args.warmup,
-                    max_step_seconds=args.max_step_seconds, budget_seconds=args.budget_seconds)
-        timeout = 300 + len(todo) * (args.max_step_seconds * (args.warmup + 1) + 2 * args.budget_seconds)
-        out, error = run_subprocess(spec, timeout)
+                    budget_seconds=args.budget_seconds)
+        timeout = 600 + sum(args.max_step_seconds * (args.warmup + 1) + 2 * args.budget_seconds for _ in todo)
+        out, why = run_subprocess(spec, timeout)
         for model, length, batch in todo:
             key = (model, mode, length, batch)
-            results[key] = out[f"{model}|{length}|{batch}"] if out else {"skipped": error}
+            if out is None:
+                results[key] = {"skipped": why}
+            else:
+                results[key].update(out[f"{model}|{length}|{batch}"])
             r = results[key]
-            if "times" in r:
-                mem, error_m = run_subprocess(dict(kind="memory", model=model, mode=mode, length=length, batch=batch,
-                                                   memory_steps=args.memory_steps,
-                                                   max_step_seconds=args.max_step_seconds), timeout)
-                r.update(mem or {"memory_error": error_m})
             status = (f"{statistics.median(r['times']):.3f} s/step (n={len(r['times'])}), "
-                      f"peak +{r.get('peak_mib', float('nan')):.0f} MiB, scan {r['scan_paths'] or '-'}"
+                      f"peak +{r['peak_mib']:.0f} MiB, scan {r['scan_paths'] or '-'}"
                       if "times" in r else r["skipped"])
             print(f"  {key}: {status}", file=sys.stderr, flush=True)
     return results
 
 
-def tokens_per_second(results, key):
+def tokens_per_second(results, key, statistic=statistics.median):
     r = results.get(key, {})
-    return key[2] * key[3] / statistics.median(r["times"]) if "times" in r else None
+    return key[2] * key[3] / statistic(r["times"]) if "times" in r else None
 
 
 def fmt(x, spec=",.0f", missing="-"):
@@ -441,7 +444,8 @@ def print_tables(args, results):
             cells.append(" / ".join(fmt(v) for v in pair))
         print(f"| {m} | " + " | ".join(cells) + " |")
 
-    print(f"\n### Ratios of tokens/s (timed side by side)\n\n| ratio | mode | " + " | ".join(f"L={l}" for l in lengths)
+    print(f"\n### Ratios of tokens/s (timed side by side): of the median steps (in brackets: of the fastest "
+          f"steps, less sensitive to other processes)\n\n| ratio | mode | " + " | ".join(f"L={l}" for l in lengths)
           + " |\n|---|---|" + "---:|" * len(lengths))
     ratios = {}
     for num, den in (("bi", "bert"), ("uni", "bi"), ("bi", "hf-mamba")):
@@ -453,7 +457,9 @@ def print_tables(args, results):
                 a = tokens_per_second(results, (num, mode, l, batches[l]))
                 b = tokens_per_second(results, (den, mode, l, batches[l]))
                 ratios[(num, den, mode, l)] = a / b if a and b else None
-                row.append(fmt(ratios[(num, den, mode, l)], ".2f") + ("x" if a and b else ""))
+                best_a = tokens_per_second(results, (num, mode, l, batches[l]), min)
+                best_b = tokens_per_second(results, (den, mode, l, batches[l]), min)
+                row.append(fmt(ratios[(num, den, mode, l)], ".2f") + (f"x ({best_a / best_b:.2f}x)" if a and b else ""))
             print(f"| {num} / {den} | {mode} | " + " | ".join(row) + " |")
 
     short, long_ = scaling_lengths(lengths)
@@ -581,9 +587,11 @@ def main():
     args.scan_at_start = git_describe(SCAN_FILES)
     print_header(args)
     results = run_all(args, plan(args))
-    print(f"\n- params: " + ", ".join(
-        f"{m} {next((r['params'] for k, r in results.items() if k[0] == m and 'params' in r), 0) / 1e6:.2f} M"
-        for m in args.models))
+    print()
+    for m in args.models:
+        params = next((r["params"] for k, r in sorted(results.items()) if k[0] == m and "params" in r), None)
+        print(f"- {m}: {MODEL_NAMES[m]}, {fmt(params and params / 1e6, '.2f')} M parameters"
+              + (" (at L=128; its position table grows with the length)" if m == "bert" else ""))
     ours = {k: r["scan_paths"] for k, r in results.items() if k[0] in ("bi", "uni") and "scan_paths" in r}
     paths = sorted({p for v in ours.values() for p in v})
     attn = sorted({r["attn"] for k, r in results.items() if k[0] == "bert" and r.get("attn")})
