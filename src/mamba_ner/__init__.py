@@ -14,6 +14,7 @@ from .modeling_mamba_crf import (
     MambaCrfPreTrainedModel,
     MambaCrfTokenClassifierOutput,
 )
+from .pipeline_mamba_crf import MambaCrfTokenClassificationPipeline, mamba_crf_pipeline
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,7 @@ __all__ = [
     "MambaCrfForTokenClassification",
     "MambaCrfModel",
     "MambaCrfPreTrainedModel",
+    "MambaCrfTokenClassificationPipeline",
     "MambaCrfTokenClassifierOutput",
+    "mamba_crf_pipeline",
 ]
