@@ -1,5 +1,4 @@
 """ROCLING / HealthNER reader and writer: one fixture per quirk, round trips, random input."""
-import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -1,12 +1,10 @@
 """The CRF token-classification pipeline: Viterbi tags, marginal scores, offsets, remote code."""
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from clean_process import run_without_package
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, pipeline
 
@@ -213,11 +211,6 @@ def test_a_model_without_crf_is_refused(tokenizer):
 REMOTE = textwrap.dedent(
     """
     import json, sys
-    class BlockMambaNer:
-        def find_spec(self, name, path=None, target=None):
-            if name == "mamba_ner" or name.startswith("mamba_ner."):
-                raise ImportError("mamba_ner is blocked in this process")
-    sys.meta_path.insert(0, BlockMambaNer())
     from transformers import pipeline
     path, text = sys.argv[1], sys.argv[2]
     tagger = pipeline("token-classification", model=path, trust_remote_code=True, aggregation_strategy="simple")
@@ -238,14 +231,7 @@ def test_checkpoint_pipeline_with_remote_code_without_the_package(model, tokeniz
     assert (checkpoint / "pipeline_mamba_crf.py").is_file()
     assert json.loads((checkpoint / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINES
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    script = tmp_path / "remote.py"
-    script.write_text(REMOTE)
-    result = subprocess.run([sys.executable, str(script), str(checkpoint), TEXT], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = run_without_package(REMOTE, [checkpoint, TEXT], tmp_path)
     name, module, model_module, inferred = got.pop("classes")
     assert name == inferred == "MambaCrfTokenClassificationPipeline"
     assert module.startswith("transformers_modules") and model_module.startswith("transformers_modules")

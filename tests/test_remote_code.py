@@ -1,47 +1,33 @@
 """Saved checkpoints load with trust_remote_code in a process where `mamba_ner` cannot be imported."""
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import torch
+from clean_process import run_without_package
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
 
 LABELS = ["O", "B-SYMP", "I-SYMP"]
 
-LOADER = textwrap.dedent(
-    """
-    import json, sys
-    class BlockMambaNer:
-        def find_spec(self, name, path=None, target=None):
-            if name == "mamba_ner" or name.startswith("mamba_ner."):
-                raise ImportError("mamba_ner is blocked in this process")
-    sys.meta_path.insert(0, BlockMambaNer())
-    try:
-        import mamba_ner  # noqa: F401
-        raise SystemExit("mamba_ner should not be importable here")
-    except ImportError:
-        pass
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
-    path = sys.argv[1]
-    ids = torch.tensor(json.loads(sys.argv[2]))
-    mask = torch.tensor(json.loads(sys.argv[3]))
-    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-    tagger = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
-    encoder = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-    with torch.no_grad():
-        out = tagger(ids, attention_mask=mask)
-        hidden = encoder(ids, attention_mask=mask).last_hidden_state
-    print(json.dumps({
-        "config_class": type(config).__name__, "tagger_class": type(tagger).__name__,
-        "encoder_class": type(encoder).__name__, "module": type(tagger).__module__,
-        "logits": out.logits.tolist(), "predictions": out.predictions.tolist(), "hidden": hidden.tolist(),
-    }))
-    """
-)
+LOADER = """
+import json
+import sys
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+path = sys.argv[1]
+ids = torch.tensor(json.loads(sys.argv[2]))
+mask = torch.tensor(json.loads(sys.argv[3]))
+config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+tagger = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
+encoder = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+with torch.no_grad():
+    out = tagger(ids, attention_mask=mask)
+    hidden = encoder(ids, attention_mask=mask).last_hidden_state
+print(json.dumps({
+    "config_class": type(config).__name__, "tagger_class": type(tagger).__name__,
+    "encoder_class": type(encoder).__name__, "module": type(tagger).__module__,
+    "logits": out.logits.tolist(), "predictions": out.predictions.tolist(), "hidden": hidden.tolist(),
+}))
+"""
 
 
 def test_remote_code_round_trip_without_the_package(tmp_path):
@@ -71,16 +57,7 @@ def test_remote_code_round_trip_without_the_package(tmp_path):
         expected = model(ids, attention_mask=mask)
         expected_hidden = model.backbone(ids, attention_mask=mask).last_hidden_state
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    script = tmp_path / "load.py"
-    script.write_text(LOADER)
-    result = subprocess.run(
-        [sys.executable, str(script), str(save_dir), json.dumps(ids.tolist()), json.dumps(mask.tolist())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = run_without_package(LOADER, [save_dir, json.dumps(ids.tolist()), json.dumps(mask.tolist())], tmp_path)
     assert got["config_class"] == "MambaCrfConfig"
     assert got["tagger_class"] == "MambaCrfForTokenClassification" and got["encoder_class"] == "MambaCrfModel"
     assert got["module"].startswith("transformers_modules"), got["module"]

@@ -4,11 +4,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from clean_process import run_without_package
 from safetensors.torch import load_file
 
 from mamba_ner.training import main as train_main
@@ -33,25 +33,18 @@ def tiny_args(output_dir, *extra):
     ]
 
 
-RELOAD = textwrap.dedent(
-    """
-    import json, sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "mamba_ner" or name.startswith("mamba_ner."):
-                raise ImportError("blocked")
-    sys.meta_path.insert(0, Block())
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-    path, sentences = sys.argv[1], json.loads(sys.argv[2])
-    model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
-    # without trust_remote_code AutoTokenizer also loads (after asking about the config's custom code)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        print(json.dumps(model(**enc).predictions.tolist()))
-    """
-)
+RELOAD = """
+import json, sys
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+path, sentences = sys.argv[1], json.loads(sys.argv[2])
+model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
+# without trust_remote_code AutoTokenizer also loads (after asking about the config's custom code)
+tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, padding=True, return_tensors="pt")
+with torch.no_grad():
+    print(json.dumps(model(**enc).predictions.tolist()))
+"""
 
 
 def predictions_here(path, sentences):
@@ -96,14 +89,8 @@ def test_training_writes_checkpoint_scores_and_pictures(trained):
 
 def test_checkpoint_reloads_with_trust_remote_code_in_a_clean_process(trained, tmp_path):
     sentences = ["患者有高血壓和糖尿病", "頭痛"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    script = tmp_path / "reload.py"
-    script.write_text(RELOAD)
-    result = subprocess.run([sys.executable, str(script), str(trained / "model"), json.dumps(sentences, ensure_ascii=False)],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == predictions_here(trained / "model", sentences)
+    got = run_without_package(RELOAD, [trained / "model", json.dumps(sentences, ensure_ascii=False)], tmp_path)
+    assert got == predictions_here(trained / "model", sentences)
 
 
 def test_resume_continues_the_same_run(trained, tmp_path):

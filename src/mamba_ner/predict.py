@@ -29,7 +29,6 @@ char-per-line inputs give CoNLL columns `token [gold] predicted`, blank lines be
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
