@@ -1,4 +1,5 @@
 """BIO core: spans <-> tags in every scheme, repair, validation, overlaps (plus property tests)."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,7 +44,12 @@ def test_scheme_aliases():
 
 @pytest.mark.parametrize(
     "spans, message",
-    [([(0, 3, "A"), (2, 4, "B")], "overlaps"), ([(3, 3, "A")], "empty or outside"), ([(0, 9, "A")], "empty or outside"), ([(0, 1, "")], "no entity type")],
+    [
+        ([(0, 3, "A"), (2, 4, "B")], "overlaps"),
+        ([(3, 3, "A")], "empty or outside"),
+        ([(0, 9, "A")], "empty or outside"),
+        ([(0, 1, "")], "no entity type"),
+    ],
 )
 def test_spans_to_tags_rejects_bad_spans(spans, message):
     with pytest.raises(ValueError, match=message):
@@ -192,7 +198,9 @@ def test_property_repair_never_crashes_except_value_error(tags, scheme, target):
     assert repair_tags(tags, scheme, target).tags == repair.tags  # deterministic, input not mutated
 
 
-@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 6)), max_size=12), st.sampled_from(["longest", "earliest"]))
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.integers(1, 6)), max_size=12), st.sampled_from(["longest", "earliest"])
+)
 def test_property_resolve_overlaps_partitions_and_is_flat(raw, policy):
     spans = [(start, start + length, "X") for start, length in raw]
     kept, dropped = resolve_overlaps(spans, policy)

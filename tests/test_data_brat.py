@@ -1,5 +1,6 @@
 """brat reader and writer: offsets, fragments, overlaps, surface mismatches, non-T lines, long
 documents, sentence vs document mode, write-back, random input."""
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,9 +20,21 @@ def test_chinese_folder_every_quirk(brat_dir):
     documents, report = read_brat_documents(brat_dir / "zh")
     assert [d.doc_id for d in documents] == ["guideline", "visit"]
     guideline = documents[0]
-    assert [(e.ann_id, e.type) for e in guideline.entities] == [("T1", "Disease"), ("T3", "Test"), ("T4", "Drug"), ("T6", "Disease"), ("T8", "Level"), ("T9", "Test")]
+    assert [(e.ann_id, e.type) for e in guideline.entities] == [
+        ("T1", "Disease"),
+        ("T3", "Test"),
+        ("T4", "Drug"),
+        ("T6", "Disease"),
+        ("T8", "Level"),
+        ("T9", "Test"),
+    ]
     assert guideline.entities[1].fragments == ((12, 16), (17, 19)) and guideline.entities[1].span == (12, 19, "Test")
-    assert [s.text for s in guideline.sentences] == ["2型糖尿病患者应定期检测糖化血红蛋白。", "二甲双胍是一线用药;", "如出现低血糖,应减量。", "老年患者血糖控制目标可适当放宽。"]
+    assert [s.text for s in guideline.sentences] == [
+        "2型糖尿病患者应定期检测糖化血红蛋白。",
+        "二甲双胍是一线用药;",
+        "如出现低血糖,应减量。",
+        "老年患者血糖控制目标可适当放宽。",
+    ]
     first = guideline.sentences[0]
     assert first.tags[:5] == ["B-Disease", "I-Disease", "I-Disease", "I-Disease", "I-Disease"]
     assert first.tags[12:18] == ["B-Test"] + ["I-Test"] * 5  # joined over the line break
@@ -35,7 +48,12 @@ def test_chinese_folder_every_quirk(brat_dir):
         "same tokens as a kept entity of another type": 1,
         "crosses a kept entity": 1,
     }
-    assert {item.location.rsplit("/", 1)[1] for item in report.items_for("dropped")} == {"guideline.ann:2", "guideline.ann:6", "guideline.ann:8", "guideline.ann:11"}
+    assert {item.location.rsplit("/", 1)[1] for item in report.items_for("dropped")} == {
+        "guideline.ann:2",
+        "guideline.ann:6",
+        "guideline.ann:8",
+        "guideline.ann:11",
+    }
     assert sum(report.reasons("ignored").values()) == 3
     (warning,) = report.items_for("warning")
     assert warning.location.endswith("guideline.ann:10") and "血塘" in warning.detail
@@ -48,7 +66,21 @@ def test_crlf_text_offsets_count_carriage_returns(brat_dir):
     (visit,) = documents
     assert "\r\n" in visit.text
     assert [s.text for s in visit.sentences] == ["患者主诉头痛三天,伴恶心。"]
-    assert visit.sentences[0].tags == ["O", "O", "O", "O", "B-Symptom", "I-Symptom", "B-Duration", "I-Duration", "O", "O", "B-Symptom", "I-Symptom", "O"]
+    assert visit.sentences[0].tags == [
+        "O",
+        "O",
+        "O",
+        "O",
+        "B-Symptom",
+        "I-Symptom",
+        "B-Duration",
+        "I-Duration",
+        "O",
+        "O",
+        "B-Symptom",
+        "I-Symptom",
+        "O",
+    ]
     assert report.items_for("warning") == []
 
 
@@ -56,7 +88,10 @@ def test_document_mode_and_line_mode(brat_dir):
     whole, _ = read_brat(brat_dir / "zh" / "guideline.ann", split="document")
     assert len(whole) == 1 and whole[0].text.startswith("2型糖尿病") and whole[0].text.endswith("放宽。")
     lines, _ = read_brat(brat_dir / "zh" / "guideline", split="line")
-    assert [s.text for s in lines] == ["2型糖尿病患者应定期检测糖化血红蛋白。二甲双胍是一线用药;如出现低血糖,应减量。", "老年患者血糖控制目标可适当放宽。"]  # the entity over the break keeps lines 1-2 together
+    assert [s.text for s in lines] == [
+        "2型糖尿病患者应定期检测糖化血红蛋白。二甲双胍是一线用药;如出现低血糖,应减量。",
+        "老年患者血糖控制目标可适当放宽。",
+    ]  # the entity over the break keeps lines 1-2 together
 
 
 def test_english_single_pair_word_tokens_and_widening(brat_dir):
@@ -76,7 +111,9 @@ def test_english_single_pair_word_tokens_and_widening(brat_dir):
 
 
 def test_bad_offsets_and_unreadable_lines(brat_dir):
-    with pytest.raises(DataFormatError, match=r"doc.ann:2: expected ascending fragment offsets with 0 <= start < end <= 4"):
+    with pytest.raises(
+        DataFormatError, match=r"doc.ann:2: expected ascending fragment offsets with 0 <= start < end <= 4"
+    ):
         read_brat(brat_dir / "bad")
     sentences, report = read_brat(brat_dir / "bad", on_error="skip")
     assert sentences[0].tags == ["B-Symptom", "I-Symptom", "O", "O"]
@@ -98,7 +135,10 @@ def test_missing_files(tmp_path):
 def test_options_validate(brat_dir):
     with pytest.raises(ValueError, match="discontinuous must be"):
         read_brat(brat_dir / "zh", discontinuous="split")
-    with pytest.raises(DataFormatError, match=r"guideline.ann:2: expected entities that do not overlap \(overlap='error'\), found \"it overlaps T1"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"guideline.ann:2: expected entities that do not overlap \(overlap='error'\), found \"it overlaps T1",
+    ):
         read_brat(brat_dir / "zh", overlap="error")
     sentences, report = read_brat(brat_dir / "zh", discontinuous="drop", entity_types=["Disease", "Test"])
     report.check()
@@ -138,7 +178,16 @@ def test_read_files_dispatch(brat_dir):
 
 
 def test_text_helpers():
-    assert tokenize_text("EU rejects 1996-08-30 talks, U.S. says")[0] == ["EU", "rejects", "1996-08-30", "talks", ",", "U.S", ".", "says"]
+    assert tokenize_text("EU rejects 1996-08-30 talks, U.S. says")[0] == [
+        "EU",
+        "rejects",
+        "1996-08-30",
+        "talks",
+        ",",
+        "U.S",
+        ".",
+        "says",
+    ]
     tokens, offsets = tokenize_text("头痛 Ｄ\n糖", "auto")
     assert tokens == ["头", "痛", "Ｄ", "糖"] and offsets == [(0, 1), (1, 2), (3, 4), (5, 6)]
     assert sentence_bounds("头痛。发烧。", protected=[(1, 4)]) == [(0, 6)]
@@ -149,9 +198,16 @@ def test_text_helpers():
 
 # ---- property tests -------------------------------------------------------------------------------
 ANN_LINE = st.one_of(
-    st.builds(lambda t, s, n: f"T{n}\t{t} {s} {s + n}\tx", st.sampled_from(["A", "Test_Value"]), st.integers(-2, 12), st.integers(0, 4)),
+    st.builds(
+        lambda t, s, n: f"T{n}\t{t} {s} {s + n}\tx",
+        st.sampled_from(["A", "Test_Value"]),
+        st.integers(-2, 12),
+        st.integers(0, 4),
+    ),
     st.builds(lambda s: f"T9\tA {s} {s + 1};{s + 2} {s + 4}\tx y", st.integers(0, 10)),
-    st.sampled_from(["R1\tRel Arg1:T1 Arg2:T2", "#1\tnote", "A1\tNeg T1", "", "T1\tA", "T2\tA x y\tz", "T3\t 1 2\ta", "E1\tEv:T1"]),
+    st.sampled_from(
+        ["R1\tRel Arg1:T1 Arg2:T2", "#1\tnote", "A1\tNeg T1", "", "T1\tA", "T2\tA x y\tz", "T3\t 1 2\ta", "E1\tEv:T1"]
+    ),
     st.text(alphabet=st.sampled_from("T1\t A;0"), max_size=12),
 )
 
@@ -169,7 +225,9 @@ def test_property_random_input_only_data_format_error(tmp_path, text, ann_lines,
         handle.write(text)
     (tmp_path / "d.ann").write_text("\n".join(ann_lines), encoding="utf-8")
     try:
-        documents, report = read_brat_documents(tmp_path, on_error="skip" if skip else "raise", split=split, tokenize=tokenize)
+        documents, report = read_brat_documents(
+            tmp_path, on_error="skip" if skip else "raise", split=split, tokenize=tokenize
+        )
     except DataFormatError as error:
         assert "d.ann" in str(error) or "d.txt" in str(error)
         return

@@ -1,4 +1,5 @@
 """CoNLL reader and writer: columns, -DOCSTART- forms, tag schemes, round trips, random input."""
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,11 @@ def test_iob1_with_both_docstart_forms(conll_dir):
     assert sentences[0].tags == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert sentences[1].tags == ["B-ORG", "I-ORG", "O", "B-PER", "B-PER", "O"]
     assert sentences[2].tags == ["B-LOC", "B-LOC", "O", "O", "O"]
-    assert [(s.doc_id, s.index) for s in sentences] == [("iob1_docstart#0", 0), ("iob1_docstart#0", 1), ("iob1_docstart#1", 0)]
+    assert [(s.doc_id, s.index) for s in sentences] == [
+        ("iob1_docstart#0", 0),
+        ("iob1_docstart#0", 1),
+        ("iob1_docstart#1", 0),
+    ]
     report.check()
     assert report.totals == {"read": 7, "kept": 7, "dropped": 0, "repaired": 0, "merged": 0}
     assert report.counts["documents"] == 2 and report.counts["docstart lines"] == 2
@@ -106,7 +111,12 @@ def test_writer_rejects_unwritable_tokens(tmp_path):
 LINE = st.one_of(
     st.just(""),
     st.just("-DOCSTART- -X- O O"),
-    st.builds(lambda w, p, t: f"{w} {p} {t}", st.sampled_from(["EU", "rejects", "--", '"', "血"]), st.sampled_from(["NNP", "-X-"]), st.sampled_from(["O", "B-A", "I-A", "E-A", "S-B", "M-B", "i-A", "O-A", "B-"])),
+    st.builds(
+        lambda w, p, t: f"{w} {p} {t}",
+        st.sampled_from(["EU", "rejects", "--", '"', "血"]),
+        st.sampled_from(["NNP", "-X-"]),
+        st.sampled_from(["O", "B-A", "I-A", "E-A", "S-B", "M-B", "i-A", "O-A", "B-"]),
+    ),
     st.text(alphabet=st.sampled_from("aB- \tIO\x0b\u3000"), max_size=10),
 )
 

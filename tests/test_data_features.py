@@ -1,20 +1,33 @@
 """Features: label list, DatasetDict columns, save/load/parquet, splits, duplicate removal."""
+
 import pytest
 from datasets import ClassLabel, Dataset, load_from_disk
 
 from mamba_ner.data import ConversionReport, Sentence, read_brat, read_rocling
-from mamba_ner.data.features import build_dataset_dict, label_list_from, labels_for_types, remove_duplicates, split_sentences
+from mamba_ner.data.features import (
+    build_dataset_dict,
+    label_list_from,
+    labels_for_types,
+    remove_duplicates,
+    split_sentences,
+)
 
 
 def _sentences(n, docs=1):
-    return [Sentence([f"w{i}", "x"], ["B-A", "O"] if i % 2 else ["O", "B-B"], f"d{i % docs}", i // docs, source=f"f:{i}") for i in range(n)]
+    return [
+        Sentence([f"w{i}", "x"], ["B-A", "O"] if i % 2 else ["O", "B-B"], f"d{i % docs}", i // docs, source=f"f:{i}")
+        for i in range(n)
+    ]
 
 
 def test_label_list_order_and_schemes():
     sentences = [Sentence(["a", "b"], ["B-SYMP", "I-SYMP"], "d", 0), Sentence(["c"], ["B-BODY"], "d", 1)]
     assert label_list_from(sentences) == ["O", "B-BODY", "I-BODY", "B-SYMP", "I-SYMP"]
     assert label_list_from({"train": sentences, "test": [Sentence(["z"], ["S-Test_Value"], "d", 0)]}, "IOBES")[-4:] == [
-        "B-Test_Value", "I-Test_Value", "E-Test_Value", "S-Test_Value"
+        "B-Test_Value",
+        "I-Test_Value",
+        "E-Test_Value",
+        "S-Test_Value",
     ]
     assert label_list_from([["O", "B-X"], None]) == ["O", "B-X", "I-X"]
     assert labels_for_types(["B", "A"], "BMES") == ["O", "B-B", "M-B", "E-B", "S-B", "B-A", "M-A", "E-A", "S-A"]

@@ -1,6 +1,5 @@
 """Every data set in ../shared/data converts to the counts its DATASET.md gives, minus exactly what
 the conversion report lists. Skipped when the data is absent; a few seconds each."""
-import re
 
 import pytest
 
@@ -11,17 +10,85 @@ from mamba_ner.data.brat import spans_from_sentences
 pytestmark = pytest.mark.realdata
 
 # Per-type entity counts as written in each DATASET.md ("Per type" lines and count tables).
-ROCLING22 = {"BODY": 5316, "SYMP": 1947, "DISE": 2609, "CHEM": 1719, "DRUG": 481, "TREAT": 468, "INST": 250, "EXAM": 207, "TIME": 198, "SUPP": 183}
+ROCLING22 = {
+    "BODY": 5316,
+    "SYMP": 1947,
+    "DISE": 2609,
+    "CHEM": 1719,
+    "DRUG": 481,
+    "TREAT": 468,
+    "INST": 250,
+    "EXAM": 207,
+    "TIME": 198,
+    "SUPP": 183,
+}
 ROCLING23 = {
-    "FT": {"BODY": 2461, "SYMP": 2636, "DISE": 2300, "CHEM": 1124, "DRUG": 932, "TREAT": 512, "TIME": 423, "EXAM": 223, "INST": 191, "SUPP": 47},
-    "SM": {"BODY": 2572, "SYMP": 2280, "DISE": 1322, "DRUG": 746, "EXAM": 511, "TREAT": 363, "CHEM": 321, "SUPP": 92, "TIME": 44, "INST": 41},
-    "WA": {"BODY": 3843, "DISE": 1970, "SYMP": 1890, "CHEM": 748, "DRUG": 451, "TREAT": 308, "EXAM": 180, "TIME": 166, "INST": 149, "SUPP": 56},
+    "FT": {
+        "BODY": 2461,
+        "SYMP": 2636,
+        "DISE": 2300,
+        "CHEM": 1124,
+        "DRUG": 932,
+        "TREAT": 512,
+        "TIME": 423,
+        "EXAM": 223,
+        "INST": 191,
+        "SUPP": 47,
+    },
+    "SM": {
+        "BODY": 2572,
+        "SYMP": 2280,
+        "DISE": 1322,
+        "DRUG": 746,
+        "EXAM": 511,
+        "TREAT": 363,
+        "CHEM": 321,
+        "SUPP": 92,
+        "TIME": 44,
+        "INST": 41,
+    },
+    "WA": {
+        "BODY": 3843,
+        "DISE": 1970,
+        "SYMP": 1890,
+        "CHEM": 748,
+        "DRUG": 451,
+        "TREAT": 308,
+        "EXAM": 180,
+        "TIME": 166,
+        "INST": 149,
+        "SUPP": 56,
+    },
 }
 ROCLING23_SIZES = {"FT": (2035, 149_276), "SM": (2208, 98_317), "WA": (2381, 92_498)}
-HEALTHNER = {"BODY": 3171, "SYMP": 1481, "DISE": 1005, "CHEM": 744, "EXAM": 404, "TREAT": 203, "SUPP": 122, "DRUG": 79, "TIME": 54, "INST": 42}
+HEALTHNER = {
+    "BODY": 3171,
+    "SYMP": 1481,
+    "DISE": 1005,
+    "CHEM": 744,
+    "EXAM": 404,
+    "TREAT": 203,
+    "SUPP": 122,
+    "DRUG": 79,
+    "TIME": 54,
+    "INST": 42,
+}
 RUIJIN = {
-    "Test": 44476, "Disease": 34413, "Anatomy": 23392, "Drug": 13541, "Test_Value": 8776, "Symptom": 4291, "Reason": 3766,
-    "Level": 1539, "Amount": 1078, "Treatment": 1036, "Duration": 982, "Method": 874, "SideEff": 749, "Operation": 630, "Frequency": 485,
+    "Test": 44476,
+    "Disease": 34413,
+    "Anatomy": 23392,
+    "Drug": 13541,
+    "Test_Value": 8776,
+    "Symptom": 4291,
+    "Reason": 3766,
+    "Level": 1539,
+    "Amount": 1078,
+    "Treatment": 1036,
+    "Duration": 982,
+    "Method": 874,
+    "SideEff": 749,
+    "Operation": 630,
+    "Frequency": 485,
 }
 CONLL = {  # file: (documents, sentences, tokens, LOC, MISC, ORG, PER)
     "eng.train": (946, 14041, 203621, 7140, 3438, 6321, 6600),
@@ -40,7 +107,9 @@ def _assert_output_matches_report(sentences, report, expected_read):
     assert dict(report.read) == expected_read
     produced = count_entities(s.tags for s in sentences)
     dropped_per_type = {t: n for t, n in report.dropped.items() if n}
-    assert {t: expected_read[t] - dropped_per_type.get(t, 0) for t in expected_read} == {t: produced.get(t, 0) for t in expected_read}
+    assert {t: expected_read[t] - dropped_per_type.get(t, 0) for t in expected_read} == {
+        t: produced.get(t, 0) for t in expected_read
+    }
     assert sum(dropped_per_type.values()) == len(report.items_for("dropped"))
 
 
@@ -53,7 +122,10 @@ def test_rocling2022_truth_and_test(shared_data):
     assert report.totals["dropped"] == 0
     # 6 IOB2 violations + the lower-case i-CHEM; the lone O-SYMP (between O's) becomes O, listed as a warning
     assert report.totals["repaired"] == 7
-    assert report.reasons("repaired") == {"IOB2 violation repaired (the tag was re-encoded, see detail)": 6, "malformed tag normalised (e.g. i-X -> I-X, O-X -> I-X)": 1}
+    assert report.reasons("repaired") == {
+        "IOB2 violation repaired (the tag was re-encoded, see detail)": 6,
+        "malformed tag normalised (e.g. i-X -> I-X, O-X -> I-X)": 1,
+    }
     (warning,) = report.items_for("warning")
     assert "O-SYMP" in warning.detail and warning.location.endswith(":11988")
     unlabelled, _ = read_rocling(folder / "ROCLING22_CHNER_test.txt")
@@ -93,7 +165,11 @@ def test_ruijin_brat(shared_data):
     # DATASET.md: 57 same-span pairs with two types, 9 crossing pairs, the rest of the 435 nested
     assert reasons["same tokens as a kept entity of another type"] == 57
     assert reasons["crosses a kept entity"] == 9
-    assert set(reasons) == {"same tokens as a kept entity of another type", "crosses a kept entity", "nested inside a longer kept entity"}
+    assert set(reasons) == {
+        "same tokens as a kept entity of another type",
+        "crosses a kept entity",
+        "nested inside a longer kept entity",
+    }
     # 12,529 discontinuous entities, all split by one line break: joined, unless dropped as an overlap
     assert report.reasons("merged") == {"discontinuous fragments joined (gaps are whitespace)": report.totals["merged"]}
     dropped_lines = {item.location for item in report.items_for("dropped")}

@@ -1,4 +1,5 @@
 """ConversionReport: the invariant, summary and serialisation."""
+
 import json
 
 import pytest

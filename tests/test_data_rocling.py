@@ -16,7 +16,11 @@ def rocling_dir(fixtures_dir):
 
 def test_basic_lf(rocling_dir):
     sentences, report = read_rocling(rocling_dir / "basic_lf.txt")
-    assert [s.text for s in sentences] == ["頭痛可以吃普拿疼嗎？", "血糖過高要做糖化血色素檢查。", "多吃蔬菜補充維生素Ｃ。"]
+    assert [s.text for s in sentences] == [
+        "頭痛可以吃普拿疼嗎？",
+        "血糖過高要做糖化血色素檢查。",
+        "多吃蔬菜補充維生素Ｃ。",
+    ]
     first = sentences[0]
     assert first.tags[:2] == ["B-SYMP", "I-SYMP"] and first.doc_id == "basic_lf" and first.index == 0
     assert first.offsets is None and first.source.endswith("basic_lf.txt:1")
@@ -73,7 +77,9 @@ def test_healthner_json_lines(rocling_dir):
 
 
 def test_wrong_column_count_raises_with_file_and_line(rocling_dir):
-    with pytest.raises(DataFormatError, match=r"bad_columns.txt:2: expected a line 'char tag' \(2 columns\), found '痛 I-SYMP extra'"):
+    with pytest.raises(
+        DataFormatError, match=r"bad_columns.txt:2: expected a line 'char tag' \(2 columns\), found '痛 I-SYMP extra'"
+    ):
         read_rocling(rocling_dir / "bad_columns.txt")
 
 
@@ -88,7 +94,9 @@ def test_wrong_column_count_skip_and_report(rocling_dir):
 
 def test_bad_json_and_bad_utf8(tmp_path):
     bad_json = tmp_path / "x.json"
-    bad_json.write_text('{"character": ["a"], "character_label": ["O"]}\n{"character": ["a", "b"], "character_label": ["O"]}\n')
+    bad_json.write_text(
+        '{"character": ["a"], "character_label": ["O"]}\n{"character": ["a", "b"], "character_label": ["O"]}\n'
+    )
     with pytest.raises(DataFormatError, match=r"x.json:2: expected a JSON object"):
         read_rocling(bad_json)
     bad_bytes = tmp_path / "y.txt"
@@ -136,8 +144,12 @@ def test_writer_rejects_unwritable_tokens(tmp_path):
 LINE = st.one_of(
     st.just(""),
     st.just(" "),
-    st.builds(lambda c, t: f"{c} {t}", st.sampled_from("頭痛ＤaZ1。"), st.sampled_from(["O", "B-A", "I-A", "i-B", "O-A", "B-", "X"])),
-    st.text(alphabet=st.sampled_from("頭 \tO-B\r\x00{}\"[]:,é"), max_size=8),
+    st.builds(
+        lambda c, t: f"{c} {t}",
+        st.sampled_from("頭痛ＤaZ1。"),
+        st.sampled_from(["O", "B-A", "I-A", "i-B", "O-A", "B-", "X"]),
+    ),
+    st.text(alphabet=st.sampled_from('頭 \tO-B\r\x00{}"[]:,é'), max_size=8),
 )
 
 
@@ -155,7 +167,11 @@ def test_property_random_input_only_data_format_error(tmp_path, lines, newline, 
     assert sum(count_entities(s.tags for s in sentences).values()) == report.totals["kept"]
 
 
-SENTENCE = st.lists(st.tuples(st.sampled_from("頭痛胃ＤA1。"), st.sampled_from(["O", "B-A", "I-A", "B-B", "I-B"])), min_size=1, max_size=8)
+SENTENCE = st.lists(
+    st.tuples(st.sampled_from("頭痛胃ＤA1。"), st.sampled_from(["O", "B-A", "I-A", "B-B", "I-B"])),
+    min_size=1,
+    max_size=8,
+)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -164,7 +180,8 @@ def test_property_write_read_identity(tmp_path, rows):
     from mamba_ner.data.bio import repair_tags
 
     sentences = [
-        Sentence([c for c, _ in row], repair_tags([t for _, t in row]).tags, "doc", index) for index, row in enumerate(rows)
+        Sentence([c for c, _ in row], repair_tags([t for _, t in row]).tags, "doc", index)
+        for index, row in enumerate(rows)
     ]
     write_rocling(sentences, tmp_path / "doc.txt")
     again, report = read_rocling(tmp_path / "doc.txt")

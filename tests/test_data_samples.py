@@ -1,5 +1,6 @@
 """The hand-made sample corpora in examples/sample_data: readable without repairs, labelled with
 every ROCLING type, and exactly what build_samples.py writes."""
+
 import filecmp
 import importlib.util
 from pathlib import Path
@@ -14,7 +15,13 @@ ROCLING_TYPES = {"BODY", "SYMP", "INST", "EXAM", "CHEM", "DISE", "DRUG", "SUPP",
 
 @pytest.mark.parametrize(
     "fmt, paths",
-    [("rocling", ["rocling/train.txt"]), ("rocling", ["rocling/dev.txt"]), ("rocling", ["rocling/test.txt"]), ("brat", ["brat"]), ("conll", ["conll/sample.conll"])],
+    [
+        ("rocling", ["rocling/train.txt"]),
+        ("rocling", ["rocling/dev.txt"]),
+        ("rocling", ["rocling/test.txt"]),
+        ("brat", ["brat"]),
+        ("conll", ["conll/sample.conll"]),
+    ],
 )
 def test_samples_read_cleanly(fmt, paths):
     sentences, report = read_files(fmt, [SAMPLES / p for p in paths])
@@ -40,6 +47,10 @@ def test_files_are_what_the_script_writes(tmp_path):
     spec.loader.exec_module(module)
     module.main(tmp_path)
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    shipped = sorted(p.relative_to(SAMPLES) for p in SAMPLES.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts)
+    shipped = sorted(
+        p.relative_to(SAMPLES)
+        for p in SAMPLES.rglob("*")
+        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
+    )
     assert written == shipped
     assert all(filecmp.cmp(tmp_path / p, SAMPLES / p, shallow=False) for p in written)

@@ -1,4 +1,5 @@
 """Tokenizer building (char / wordpiece / auto), save + AutoTokenizer reload offline, label alignment."""
+
 import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,13 @@ def test_char_tokenizer_one_token_per_character(char_tokenizer):
     assert encoding.word_ids() == [None, 0, 0, 1, 1, 1, 1, 1, 2, None]
     assert char_tokenizer("頭 痛").tokens() == ["[CLS]", "頭", "痛", "[SEP]"]
     assert char_tokenizer.model_max_length == MODEL_MAX_LENGTH
-    assert [char_tokenizer.convert_tokens_to_ids(t) for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]] == [0, 1, 2, 3, 4]
+    assert [char_tokenizer.convert_tokens_to_ids(t) for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_wordpiece_tokenizer_and_unknowns(word_tokenizer):
@@ -68,8 +75,12 @@ def test_min_frequency_and_vocab_size():
 def test_align_labels_in_dataset_map(word_tokenizer):
     names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     features = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))})
-    dataset = Dataset.from_dict({"tokens": [["Maria", "Lisboa", "."], ["Tom"]], "ner_tags": [[1, 3, 0], [1]]}, features=features)
-    mapped = dataset.map(lambda b: tokenize_and_align_labels(b, word_tokenizer), batched=True, remove_columns=dataset.column_names)
+    dataset = Dataset.from_dict(
+        {"tokens": [["Maria", "Lisboa", "."], ["Tom"]], "ner_tags": [[1, 3, 0], [1]]}, features=features
+    )
+    mapped = dataset.map(
+        lambda b: tokenize_and_align_labels(b, word_tokenizer), batched=True, remove_columns=dataset.column_names
+    )
     row = mapped[0]
     word_ids = word_tokenizer(["Maria", "Lisboa", "."], is_split_into_words=True).word_ids()
     expected, previous = [], None
@@ -84,7 +95,9 @@ def test_align_labels_in_dataset_map(word_tokenizer):
 
 
 def test_align_single_example_truncation_and_word_ids(char_tokenizer):
-    out = tokenize_and_align_labels({"tokens": list("頭痛可以"), "ner_tags": [1, 2, 0, 0]}, char_tokenizer, max_length=4, keep_word_ids=True)
+    out = tokenize_and_align_labels(
+        {"tokens": list("頭痛可以"), "ner_tags": [1, 2, 0, 0]}, char_tokenizer, max_length=4, keep_word_ids=True
+    )
     assert out["labels"] == [-100, 1, 2, -100] and out["word_ids"] == [None, 0, 1, None]
     assert len(out["input_ids"]) == 4
     unlabelled = tokenize_and_align_labels({"tokens": [["頭"]]}, char_tokenizer)
@@ -92,7 +105,13 @@ def test_align_single_example_truncation_and_word_ids(char_tokenizer):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc", "Zl", "Zp")), min_size=1, max_size=5), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc", "Zl", "Zp")), min_size=1, max_size=5),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_property_any_visible_word_gets_exactly_one_label(char_tokenizer, words):
     labels = list(range(len(words)))
     out = tokenize_and_align_labels({"tokens": [words], "ner_tags": [labels]}, char_tokenizer)

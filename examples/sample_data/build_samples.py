@@ -17,6 +17,7 @@ ROCLING labelling conventions (Traditional Chinese, the 10 ROCLING types):
     TREAT  treatments and therapies: 手術, 復健, 洗腎, 飲食控制
     TIME   times, durations, frequencies: 三天, 每天, 飯後, 睡前
 """
+
 from __future__ import annotations
 
 import re
@@ -26,11 +27,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from mamba_ner.data.bio import spans_to_tags  # noqa: E402
-from mamba_ner.data.brat import write_brat  # noqa: E402
-from mamba_ner.data.conll import write_conll  # noqa: E402
-from mamba_ner.data.records import Sentence  # noqa: E402
-from mamba_ner.data.rocling import write_rocling  # noqa: E402
+from mamba_ner.data.bio import spans_to_tags
+from mamba_ner.data.brat import write_brat
+from mamba_ner.data.conll import write_conll
+from mamba_ner.data.records import Sentence
+from mamba_ner.data.rocling import write_rocling
 
 ROCLING_TRAIN = """
 [頭痛|SYMP]可以吃[普拿疼|DRUG]嗎？
@@ -205,7 +206,10 @@ def conll_sentences(block: str, doc_id: str) -> list[Sentence]:
         for token in tokens:
             starts.append(position)
             position += len(token) + 1
-        token_spans = [(starts.index(s), next(i for i, t in enumerate(starts) if t + len(tokens[i]) == e) + 1, label) for s, e, label in spans]
+        token_spans = [
+            (starts.index(s), next(i for i, t in enumerate(starts) if t + len(tokens[i]) == e) + 1, label)
+            for s, e, label in spans
+        ]
         sentences.append(Sentence(tokens, spans_to_tags(len(tokens), token_spans), doc_id, len(sentences)))
     return sentences
 

@@ -13,6 +13,7 @@ Characters never seen in training map to `[UNK]`. The result is a `PreTrainedTok
 `model_max_length` (the model has no length limit); `save_pretrained(dir)` writes a folder that
 `AutoTokenizer.from_pretrained(dir)` loads offline.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,19 +71,28 @@ def build_tokenizer(
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), behavior="isolated")]
         )
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+        )
     else:
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+        )
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, continuing_subword_prefix="##"
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            continuing_subword_prefix="##",
         )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -124,7 +134,9 @@ def tokenize_and_align_labels(
     words = examples["tokens"]
     single = bool(words) and isinstance(words[0], str)
     batch_words = [words] if single else words
-    encoding = tokenizer(batch_words, is_split_into_words=True, truncation=max_length is not None, max_length=max_length)
+    encoding = tokenizer(
+        batch_words, is_split_into_words=True, truncation=max_length is not None, max_length=max_length
+    )
     word_ids = [encoding.word_ids(batch_index=i) for i in range(len(batch_words))]
     result = dict(encoding)
     if max_length is None:
@@ -148,7 +160,12 @@ def _continuation_ids(label_names: Sequence[str] | None) -> dict[int, int]:
     return {i: index.get("I-" + name[2:], i) for i, name in enumerate(label_names) if name.startswith("B-")}
 
 
-def _align(word_ids: list[int | None], word_labels: Sequence[int], label_all_subwords: bool, continuation: dict[int, int] | None) -> list[int]:
+def _align(
+    word_ids: list[int | None],
+    word_labels: Sequence[int],
+    label_all_subwords: bool,
+    continuation: dict[int, int] | None,
+) -> list[int]:
     labels, previous = [], None
     for word in word_ids:
         if word is None:

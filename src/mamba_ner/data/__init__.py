@@ -6,10 +6,11 @@
 `mamba_ner.data.features` (DatasetDict building, splits) and `mamba_ner.data.protocols` (the
 benchmark protocols) import `datasets` and are therefore not imported here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .brat import read_brat, read_brat_documents, spans_from_sentences, write_brat
 from .conll import read_conll, write_conll
@@ -20,7 +21,9 @@ from .rocling import read_rocling, write_rocling
 FORMATS = ("rocling", "brat", "conll")
 
 
-def read_files(fmt: str, paths: Iterable[str | Path] | str | Path, **options) -> tuple[list[Sentence], ConversionReport]:
+def read_files(
+    fmt: str, paths: Iterable[str | Path] | str | Path, **options
+) -> tuple[list[Sentence], ConversionReport]:
     """Read files of one format into sentences plus a report.
 
     Args:
@@ -35,7 +38,20 @@ def read_files(fmt: str, paths: Iterable[str | Path] | str | Path, **options) ->
 
 
 __all__ = [
-    "FORMATS", "ConversionReport", "DataFormatError", "Document", "Entity", "ReportItem", "Sentence", "read_files",
-    "read_rocling", "write_rocling", "read_conll", "write_conll", "read_brat", "read_brat_documents", "write_brat",
+    "FORMATS",
+    "ConversionReport",
+    "DataFormatError",
+    "Document",
+    "Entity",
+    "ReportItem",
+    "Sentence",
+    "read_brat",
+    "read_brat_documents",
+    "read_conll",
+    "read_files",
+    "read_rocling",
     "spans_from_sentences",
+    "write_brat",
+    "write_conll",
+    "write_rocling",
 ]

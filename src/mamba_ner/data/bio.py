@@ -15,17 +15,26 @@ it. A sequence is *valid* in a scheme when re-encoding its spans gives back the 
 
 Written by hand because `seqeval` only scores sequences; it neither repairs nor re-encodes them.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 Span = tuple[int, int, str]
 
 SCHEMES = ("IOB1", "IOB2", "IOBES", "BMES")
-_SCHEME_ALIASES = {"BIO": "IOB2", "IOB": "IOB2", "BIOES": "IOBES", "IOBES": "IOBES", "IOB1": "IOB1", "IOB2": "IOB2", "BMES": "BMES"}
+_SCHEME_ALIASES = {
+    "BIO": "IOB2",
+    "IOB": "IOB2",
+    "BIOES": "IOBES",
+    "IOBES": "IOBES",
+    "IOB1": "IOB1",
+    "IOB2": "IOB2",
+    "BMES": "BMES",
+}
 OVERLAP_POLICIES = ("longest", "earliest", "error")
 O_PREFIX_POLICIES = ("auto", "inside", "outside")
 
@@ -77,7 +86,9 @@ def spans_to_tags(n_tokens: int, spans: Iterable[Span], scheme: str = "IOB2") ->
             if end - start == 1:
                 tags[start] = f"S-{entity_type}"
             else:
-                tags[start:end] = [f"B-{entity_type}"] + [f"{inside}-{entity_type}"] * (end - start - 2) + [f"E-{entity_type}"]
+                tags[start:end] = (
+                    [f"B-{entity_type}"] + [f"{inside}-{entity_type}"] * (end - start - 2) + [f"E-{entity_type}"]
+                )
         previous_end, previous_type = end, entity_type
     return tags
 
@@ -257,7 +268,9 @@ def repair_tags(tags: Sequence[str], scheme: str = "IOB2", target: str | None = 
     for position, (got, expected) in enumerate(zip(normalized, canonical)):
         if got != expected and position not in malformed_at:
             problems.append(
-                TagProblem(position, tags[position], f"'{got}' breaks {scheme} here, read as '{expected}'", expected, "scheme")
+                TagProblem(
+                    position, tags[position], f"'{got}' breaks {scheme} here, read as '{expected}'", expected, "scheme"
+                )
             )
     problems.sort(key=lambda p: p.position)
     problem_positions = sorted({p.position for p in problems})

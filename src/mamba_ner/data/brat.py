@@ -19,14 +19,15 @@ Reading a document, step by step (every entity ends up kept or dropped in the re
    or kept whole (`split="document"`); every sentence keeps its token character offsets so that
    predictions can be written back with `spans_from_sentences` + `write_brat`.
 """
+
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable
 
 from .bio import canonical_scheme, resolve_overlaps, spans_to_tags, tags_to_spans
 from .records import DataFormatError, Document, Entity, Sentence
@@ -34,7 +35,15 @@ from .report import ConversionReport
 from .tagging import check_on_error, gc_paused
 from .text import resolve_mode, sentence_bounds, token_range, tokenize_text
 
-_OTHER_LINES = {"R": "relation", "E": "event", "A": "attribute", "M": "attribute", "N": "normalization", "#": "note", "*": "equivalence"}
+_OTHER_LINES = {
+    "R": "relation",
+    "E": "event",
+    "A": "attribute",
+    "M": "attribute",
+    "N": "normalization",
+    "#": "note",
+    "*": "equivalence",
+}
 _T_LINE = "a line 'T<n>\\t<Type> <start> <end>[;<start> <end>...]\\t<text>'"
 
 
@@ -95,7 +104,9 @@ def read_brat_documents(
                 candidates = _parse_ann(ann_path, text, report, on_error, discontinuous, selected)
             else:
                 report.note(f"{txt_path}: no .ann file, read as unlabelled text")
-            document = _build_document(txt_path, ann_path, text, candidates, split, tokenize, overlap, max_chars, scheme, report)
+            document = _build_document(
+                txt_path, ann_path, text, candidates, split, tokenize, overlap, max_chars, scheme, report
+            )
             documents.append(document)
             report.counts["documents"] += 1
             report.counts["sentences"] += len(document.sentences)
@@ -108,13 +119,17 @@ def _find_pairs(paths) -> list[tuple[Path, Path | None]]:
     pairs = []
     for path in map(Path, paths):
         if path.is_dir():
-            stems = sorted({p.with_suffix("") for p in path.iterdir() if p.suffix in (".txt", ".ann")}, key=lambda p: p.name)
+            stems = sorted(
+                {p.with_suffix("") for p in path.iterdir() if p.suffix in (".txt", ".ann")}, key=lambda p: p.name
+            )
         else:
             stems = [path.with_suffix("") if path.suffix in (".txt", ".ann") else path]
         for stem in stems:
             txt, ann = stem.with_name(stem.name + ".txt"), stem.with_name(stem.name + ".ann")
             if not txt.is_file():
-                raise DataFormatError(ann if ann.is_file() else txt, None, f"a text file {txt.name} beside the annotations")
+                raise DataFormatError(
+                    ann if ann.is_file() else txt, None, f"a text file {txt.name} beside the annotations"
+                )
             pairs.append((txt, ann if ann.is_file() else None))
     return pairs
 
@@ -128,7 +143,9 @@ def _read_text(path: Path) -> str:
         raise DataFormatError(path, line, "UTF-8 text", f"undecodable byte at offset {error.start}") from None
 
 
-def _parse_ann(ann_path: Path, text: str, report: ConversionReport, on_error: str, discontinuous: str, selected) -> list[_Candidate]:
+def _parse_ann(
+    ann_path: Path, text: str, report: ConversionReport, on_error: str, discontinuous: str, selected
+) -> list[_Candidate]:
     candidates = []
     for number, line in enumerate(_read_text(ann_path).splitlines(), start=1):
         if not line.strip():
@@ -153,7 +170,13 @@ def _parse_ann(ann_path: Path, text: str, report: ConversionReport, on_error: st
         surface = line.split("\t")[2] if line.count("\t") >= 2 else None
         expected = " ".join(text[s:e] for s, e in entity.fragments)
         if surface is not None and surface != expected:
-            report.note_item("warning", ".ann surface differs from the .txt at these offsets (offsets used)", where, f"{surface!r} vs {expected!r}", entity.type)
+            report.note_item(
+                "warning",
+                ".ann surface differs from the .txt at these offsets (offsets used)",
+                where,
+                f"{surface!r} vs {expected!r}",
+                entity.type,
+            )
         if selected is not None and entity.type not in selected:
             report.entity_dropped(entity.type, "entity type not selected", where)
         elif len(entity.fragments) > 1 and discontinuous == "drop":
@@ -182,7 +205,12 @@ def _parse_t_line(line: str, ann_path: Path, number: int, text_length: int) -> E
     previous_end = 0
     for start, end in fragments:
         if not (previous_end <= start < end <= text_length):
-            raise DataFormatError(ann_path, number, f"ascending fragment offsets with 0 <= start < end <= {text_length} (the .txt length)", line)
+            raise DataFormatError(
+                ann_path,
+                number,
+                f"ascending fragment offsets with 0 <= start < end <= {text_length} (the .txt length)",
+                line,
+            )
         previous_end = end
     return Entity(fragments[0][0], fragments[-1][1], entity_type, tuple(fragments), fields[0], f"{ann_path}:{number}")
 
@@ -194,11 +222,15 @@ def _type_of(line: str) -> str | None:
     return None
 
 
-def _build_document(txt_path, ann_path, text, candidates, split, tokenize, overlap, max_chars, scheme, report) -> Document:
+def _build_document(
+    txt_path, ann_path, text, candidates, split, tokenize, overlap, max_chars, scheme, report
+) -> Document:
     mode = resolve_mode(text, tokenize)
     tokens, offsets = tokenize_text(text, mode)
     starts = list(map(itemgetter(0), offsets))
-    kept = _place_entities(candidates, text, offsets, starts, overlap, ann_path, report) if candidates is not None else []
+    kept = (
+        _place_entities(candidates, text, offsets, starts, overlap, ann_path, report) if candidates is not None else []
+    )
     protected = [(offsets[c.first][0], offsets[c.last - 1][1]) for c in kept]
     line_starts = [0] + [match.end() for match in re.finditer("\n", text)]
     sentences, entity_index = [], 0
@@ -213,7 +245,9 @@ def _build_document(txt_path, ann_path, text, candidates, split, tokenize, overl
             entity_index += 1
         tags = spans_to_tags(last - first, spans, scheme) if candidates is not None else None
         line = bisect_right(line_starts, offsets[first][0])  # 1-based line of the first token
-        sentences.append(Sentence(tokens[first:last], tags, txt_path.stem, len(sentences), offsets[first:last], f"{txt_path}:{line}"))
+        sentences.append(
+            Sentence(tokens[first:last], tags, txt_path.stem, len(sentences), offsets[first:last], f"{txt_path}:{line}")
+        )
     report.counts["tokens"] += len(tokens)
     report.counts[f"documents tokenised per {mode}"] += 1
     entities = sorted((c.entity for c in kept), key=lambda e: (e.start, e.end)) if candidates is not None else None
@@ -233,22 +267,36 @@ def _place_entities(candidates, text, offsets, starts, overlap, ann_path, report
     keep, dropped = resolve_overlaps([(c.first, c.last) for c in candidates], policy)
     if dropped and overlap == "error":
         loser, winner = candidates[dropped[0][0]], candidates[dropped[0][1]]
-        raise DataFormatError(ann_path, loser.line, "entities that do not overlap (overlap='error')", _describe(winner, text).replace("kept", "it overlaps", 1))
+        raise DataFormatError(
+            ann_path,
+            loser.line,
+            "entities that do not overlap (overlap='error')",
+            _describe(winner, text).replace("kept", "it overlaps", 1),
+        )
     for index, blocking in dropped:
         loser, winner = candidates[index], candidates[blocking]
-        report.entity_dropped(loser.entity.type, _overlap_reason(loser, winner), f"{ann_path}:{loser.line}", _describe(winner, text))
+        report.entity_dropped(
+            loser.entity.type, _overlap_reason(loser, winner), f"{ann_path}:{loser.line}", _describe(winner, text)
+        )
     kept = sorted((candidates[i] for i in keep), key=lambda c: (c.first, c.last))
     for candidate in kept:
         entity, where = candidate.entity, f"{ann_path}:{candidate.line}"
         report.entity_kept(entity.type)
         if len(entity.fragments) > 1:
             gaps = "".join(text[e:s] for (_, e), (s, _) in zip(entity.fragments, entity.fragments[1:]))
-            reason = "discontinuous fragments joined (gaps are whitespace)" if not gaps.strip() else "discontinuous fragments joined over text"
+            reason = (
+                "discontinuous fragments joined (gaps are whitespace)"
+                if not gaps.strip()
+                else "discontinuous fragments joined over text"
+            )
             report.entity_merged(entity.type, reason, where, repr(gaps))
         if candidate.widened:
             token_text = text[offsets[candidate.first][0] : offsets[candidate.last - 1][1]]
             report.entity_repaired(
-                entity.type, "boundary inside a token, widened to the token edges", where, f"{text[entity.start:entity.end]!r} -> {token_text!r}"
+                entity.type,
+                "boundary inside a token, widened to the token edges",
+                where,
+                f"{text[entity.start : entity.end]!r} -> {token_text!r}",
             )
     return kept
 
@@ -257,7 +305,11 @@ def _overlap_reason(loser: _Candidate, winner: _Candidate) -> str:
     a, b = (loser.first, loser.last), (winner.first, winner.last)
     if a == b:
         same_type = loser.entity.type == winner.entity.type
-        return "duplicate of a kept entity (same tokens, same type)" if same_type else "same tokens as a kept entity of another type"
+        return (
+            "duplicate of a kept entity (same tokens, same type)"
+            if same_type
+            else "same tokens as a kept entity of another type"
+        )
     if b[0] <= a[0] and a[1] <= b[1]:
         return "nested inside a longer kept entity"
     if a[0] <= b[0] and b[1] <= a[1]:
@@ -267,7 +319,7 @@ def _overlap_reason(loser: _Candidate, winner: _Candidate) -> str:
 
 def _describe(candidate: _Candidate, text: str) -> str:
     entity = candidate.entity
-    return f"kept {entity.ann_id} {entity.type} {entity.start}-{entity.end} {text[entity.start:entity.end]!r}"
+    return f"kept {entity.ann_id} {entity.type} {entity.start}-{entity.end} {text[entity.start : entity.end]!r}"
 
 
 def write_brat(doc_id: str, text: str, spans: Iterable[tuple[int, int, str]], out_dir: str | Path) -> Path:
@@ -285,7 +337,9 @@ def write_brat(doc_id: str, text: str, spans: Iterable[tuple[int, int, str]], ou
     lines = []
     for number, (start, end, entity_type) in enumerate(sorted(spans, key=lambda s: (s[0], s[1], s[2])), start=1):
         if not (0 <= start < end <= len(text)) or not entity_type or " " in entity_type:
-            raise ValueError(f"{doc_id}: span {(start, end, entity_type)} is empty, outside the text (length {len(text)}) or badly typed")
+            raise ValueError(
+                f"{doc_id}: span {(start, end, entity_type)} is empty, outside the text (length {len(text)}) or badly typed"
+            )
         fragments, position = [], start
         for piece in text[start:end].split("\n"):
             if piece:

@@ -10,11 +10,12 @@ per file and notes it in the report.
 Documents are numbered per file: `doc_id` is `"<stem>#<k>"`, `k` counting `-DOCSTART-` lines
 (`#0` for a file without any), and `Sentence.index` counts sentences within the document.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .bio import convert_scheme
 from .records import DataFormatError, Sentence
@@ -63,12 +64,26 @@ def read_conll(
             report.counts["files"] += 1
             report.counts["documents"] += n_docs
             sentences += build_sentences(
-                raw, path, report, input_scheme=input_scheme, scheme=scheme, o_prefix=o_prefix, on_error=on_error, skipped=skipped
+                raw,
+                path,
+                report,
+                input_scheme=input_scheme,
+                scheme=scheme,
+                o_prefix=o_prefix,
+                on_error=on_error,
+                skipped=skipped,
             )
     return sentences, report
 
 
-def _read_file(path: Path, token_column: int, tag_column: int | None, delimiter: str | None, report: ConversionReport, on_error: str):
+def _read_file(
+    path: Path,
+    token_column: int,
+    tag_column: int | None,
+    delimiter: str | None,
+    report: ConversionReport,
+    on_error: str,
+):
     raw_sentences: list[RawSentence] = []
     skipped: set[int] = set()
     n_columns = None
@@ -82,7 +97,9 @@ def _read_file(path: Path, token_column: int, tag_column: int | None, delimiter:
             if bad:
                 skipped.add(len(raw_sentences))
             doc_id = f"{path.stem}#{doc_index}"
-            raw_sentences.append(RawSentence(tokens, tags if tag_column is not None else None, lines, doc_id, index_in_doc))
+            raw_sentences.append(
+                RawSentence(tokens, tags if tag_column is not None else None, lines, doc_id, index_in_doc)
+            )
             docs_with_sentences.add(doc_index)
             index_in_doc += 1
         tokens, tags, lines, bad = [], [], [], False
@@ -112,7 +129,9 @@ def _read_file(path: Path, token_column: int, tag_column: int | None, delimiter:
         if len(fields) != n_columns:
             if on_error == "raise":
                 raise DataFormatError(path, number, f"{n_columns} columns like the first token line", text)
-            report.note_item("skipped", "line with a wrong number of columns; its sentence was skipped", f"{path}:{number}", text)
+            report.note_item(
+                "skipped", "line with a wrong number of columns; its sentence was skipped", f"{path}:{number}", text
+            )
             bad = True
             fields = (fields + ["O"] * n_columns)[:n_columns]
         tokens.append(fields[token_column])
@@ -122,14 +141,21 @@ def _read_file(path: Path, token_column: int, tag_column: int | None, delimiter:
     return raw_sentences, skipped, len(docs_with_sentences)
 
 
-def _check_columns(path: Path, number: int, n_columns: int, token_column: int, tag_column: int | None, text: str) -> None:
+def _check_columns(
+    path: Path, number: int, n_columns: int, token_column: int, tag_column: int | None, text: str
+) -> None:
     for name, column in (("token", token_column), ("tag", tag_column)):
         if column is not None and not -n_columns <= column < n_columns:
-            raise DataFormatError(path, number, f"a {name} column {column} (the first token line has {n_columns} columns)", text)
+            raise DataFormatError(
+                path, number, f"a {name} column {column} (the first token line has {n_columns} columns)", text
+            )
     if tag_column is not None and token_column % n_columns == tag_column % n_columns:
         raise DataFormatError(
-            path, number, f"different token and tag columns (both are column {token_column % n_columns}; "
-            "use tag_column=None for unlabelled input)", text
+            path,
+            number,
+            f"different token and tag columns (both are column {token_column % n_columns}; "
+            "use tag_column=None for unlabelled input)",
+            text,
         )
 
 
@@ -159,8 +185,16 @@ def write_conll(
         if tags is not None and scheme is not None:
             tags = convert_scheme(tags, scheme)
         for position, token in enumerate(sentence.tokens):
-            if not token or _WHITESPACE.search(token) or delimiter in token or token != token.strip() or token == DOCSTART:
-                raise ValueError(f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty, has whitespace or is {DOCSTART}")
+            if (
+                not token
+                or _WHITESPACE.search(token)
+                or delimiter in token
+                or token != token.strip()
+                or token == DOCSTART
+            ):
+                raise ValueError(
+                    f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty, has whitespace or is {DOCSTART}"
+                )
             out.append(token if tags is None else f"{token}{delimiter}{tags[position]}")
         out.append("")
     path.write_text("".join(line + newline for line in out), encoding="utf-8", newline="")

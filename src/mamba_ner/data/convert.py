@@ -10,6 +10,7 @@ Writes into `--output`: the DatasetDict (`save_to_disk`), `labels.json`, `report
 train split in `tokenizer/`. Prints the report summary. Exit status 1 on malformed input (the
 message names file, line and what was expected; `--on-error skip` drops and reports instead).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,39 +25,91 @@ from .text import SPLIT_MODES, TOKENIZE_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mamba-ner convert", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files (brat: folders, .txt/.ann files) for the train pool")
+    parser = argparse.ArgumentParser(
+        prog="mamba-ner convert",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="files (brat: folders, .txt/.ann files) for the train pool"
+    )
     parser.add_argument("--format", choices=FORMATS, help="input format (required unless --protocol)")
-    parser.add_argument("--output", required=True, help="folder to write the DatasetDict, labels.json and report.json to")
-    parser.add_argument("--protocol", choices=("healthner", "rocling22", "ruijin", "conll03"), help="build a benchmark protocol of BENCHMARKS.md instead")
-    parser.add_argument("--data-dir", default="../shared/data", help="data folder for --protocol (default ../shared/data)")
+    parser.add_argument(
+        "--output", required=True, help="folder to write the DatasetDict, labels.json and report.json to"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("healthner", "rocling22", "ruijin", "conll03"),
+        help="build a benchmark protocol of BENCHMARKS.md instead",
+    )
+    parser.add_argument(
+        "--data-dir", default="../shared/data", help="data folder for --protocol (default ../shared/data)"
+    )
     splits = parser.add_argument_group("splits")
     splits.add_argument("--validation", nargs="+", default=[], metavar="PATH", help="files for the validation split")
     splits.add_argument("--test", nargs="+", default=[], metavar="PATH", help="files for the test split")
-    splits.add_argument("--split-ratios", type=parse_ratios, help="split the INPUT pool at random, e.g. train=0.8,validation=0.1,test=0.1 (first name gets the rest)")
+    splits.add_argument(
+        "--split-ratios",
+        type=parse_ratios,
+        help="split the INPUT pool at random, e.g. train=0.8,validation=0.1,test=0.1 (first name gets the rest)",
+    )
     splits.add_argument("--by-document", action="store_true", help="split whole documents instead of sentences")
     splits.add_argument("--seed", type=int, default=42, help="seed of the random split (default 42)")
-    splits.add_argument("--dedup", action="store_true", help="remove train sentences that also occur in validation or test")
+    splits.add_argument(
+        "--dedup", action="store_true", help="remove train sentences that also occur in validation or test"
+    )
     tags = parser.add_argument_group("tags")
     tags.add_argument("--scheme", default="IOB2", choices=SCHEMES, help="output tag scheme (default IOB2)")
-    tags.add_argument("--input-scheme", default=None, help="input scheme: auto, IOB1, IOB2, IOBES, BMES (default: auto for conll, IOB2 for rocling)")
-    tags.add_argument("--o-prefix", default="auto", choices=O_PREFIX_POLICIES, help="how to read O-X tags (default auto)")
-    tags.add_argument("--on-error", default="raise", choices=("raise", "skip"), help="stop at malformed input, or skip it and report (default raise)")
+    tags.add_argument(
+        "--input-scheme",
+        default=None,
+        help="input scheme: auto, IOB1, IOB2, IOBES, BMES (default: auto for conll, IOB2 for rocling)",
+    )
+    tags.add_argument(
+        "--o-prefix", default="auto", choices=O_PREFIX_POLICIES, help="how to read O-X tags (default auto)"
+    )
+    tags.add_argument(
+        "--on-error",
+        default="raise",
+        choices=("raise", "skip"),
+        help="stop at malformed input, or skip it and report (default raise)",
+    )
     conll = parser.add_argument_group("conll")
     conll.add_argument("--token-column", type=int, default=0, help="token column index (default 0)")
     conll.add_argument("--tag-column", type=int, default=-1, help="tag column index (default -1, the last)")
     conll.add_argument("--no-tags", action="store_true", help="unlabelled input (no tag column)")
     conll.add_argument("--delimiter", default=None, help="column delimiter (default: spaces/tabs)")
     brat = parser.add_argument_group("brat")
-    brat.add_argument("--unit", default="sentence", choices=SPLIT_MODES, help="cut documents into sentences, lines, or keep them whole")
-    brat.add_argument("--tokenize", default="auto", choices=TOKENIZE_MODES, help="char (Chinese), word, or auto per document")
-    brat.add_argument("--overlap", default="longest", choices=OVERLAP_POLICIES, help="which of overlapping entities to keep (default longest, then earliest)")
-    brat.add_argument("--discontinuous", default="join", choices=("join", "drop"), help="join ;-fragments into one span, or drop the entity")
+    brat.add_argument(
+        "--unit",
+        default="sentence",
+        choices=SPLIT_MODES,
+        help="cut documents into sentences, lines, or keep them whole",
+    )
+    brat.add_argument(
+        "--tokenize", default="auto", choices=TOKENIZE_MODES, help="char (Chinese), word, or auto per document"
+    )
+    brat.add_argument(
+        "--overlap",
+        default="longest",
+        choices=OVERLAP_POLICIES,
+        help="which of overlapping entities to keep (default longest, then earliest)",
+    )
+    brat.add_argument(
+        "--discontinuous",
+        default="join",
+        choices=("join", "drop"),
+        help="join ;-fragments into one span, or drop the entity",
+    )
     brat.add_argument("--max-chars", type=int, default=512, help="soft maximum sentence length in characters (0: none)")
     brat.add_argument("--entity-types", help="comma-separated types to keep (default all)")
     output = parser.add_argument_group("output")
     output.add_argument("--parquet", action="store_true", help="also write <split>.parquet files")
-    output.add_argument("--tokenizer", choices=("auto", "char", "wordpiece"), help="also train a tokenizer on the train split, saved in tokenizer/")
+    output.add_argument(
+        "--tokenizer",
+        choices=("auto", "char", "wordpiece"),
+        help="also train a tokenizer on the train split, saved in tokenizer/",
+    )
     output.add_argument("--vocab-size", type=int, default=30_000, help="tokenizer vocabulary size (default 30000)")
     output.add_argument("--max-items", type=int, default=5, help="locations shown per reason in the printed summary")
     return parser
@@ -67,13 +120,24 @@ def reader_options(args: argparse.Namespace) -> dict:
     options = {"scheme": args.scheme, "on_error": args.on_error}
     if args.format == "brat":
         types = args.entity_types.split(",") if args.entity_types else None
-        options.update(split=args.unit, tokenize=args.tokenize, overlap=args.overlap, discontinuous=args.discontinuous, max_chars=args.max_chars or None, entity_types=types)
+        options.update(
+            split=args.unit,
+            tokenize=args.tokenize,
+            overlap=args.overlap,
+            discontinuous=args.discontinuous,
+            max_chars=args.max_chars or None,
+            entity_types=types,
+        )
     else:
         options.update(o_prefix=args.o_prefix)
         if args.input_scheme:
             options["input_scheme"] = args.input_scheme
     if args.format == "conll":
-        options.update(token_column=args.token_column, tag_column=None if args.no_tags else args.tag_column, delimiter=args.delimiter)
+        options.update(
+            token_column=args.token_column,
+            tag_column=None if args.no_tags else args.tag_column,
+            delimiter=args.delimiter,
+        )
     return options
 
 
@@ -94,14 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.protocol:
             from .protocols import load_protocol
 
-            dataset, report = load_protocol(args.protocol, args.data_dir, seed=args.seed, brat_split=args.unit, max_chars=args.max_chars or None)
+            dataset, report = load_protocol(
+                args.protocol, args.data_dir, seed=args.seed, brat_split=args.unit, max_chars=args.max_chars or None
+            )
         else:
             if not args.format or not args.inputs:
                 build_parser().error("give --format and at least one INPUT (or --protocol)")
             options = reader_options(args)
             pool, report = read_files(args.format, args.inputs, **options)
             # 2. splits: by ratio from the pool, plus explicit files
-            splits = split_sentences(pool, args.split_ratios, args.seed, args.by_document) if args.split_ratios else {"train": pool}
+            splits = (
+                split_sentences(pool, args.split_ratios, args.seed, args.by_document)
+                if args.split_ratios
+                else {"train": pool}
+            )
             for name, paths in (("validation", args.validation), ("test", args.test)):
                 if paths:
                     if name in splits:
@@ -134,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         from ..tokenization import build_tokenizer
 
         train = dataset[next(iter(dataset))]
-        build_tokenizer(train["tokens"], kind=args.tokenizer, vocab_size=args.vocab_size).save_pretrained(str(output / "tokenizer"))
+        build_tokenizer(train["tokens"], kind=args.tokenizer, vocab_size=args.vocab_size).save_pretrained(
+            str(output / "tokenizer")
+        )
     print(_summary(dataset, report, args.max_items))
     print(f"written to {output}")
     return 0

@@ -13,11 +13,12 @@ The label list is fixed once (`label_list_from`: "O" first, then each type's pre
 order, types sorted) and stored in the ClassLabel, so `save_to_disk`/`load_from_disk` and
 parquet keep it; `mamba-ner convert` also writes it to `labels.json`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -94,7 +95,9 @@ def build_dataset(sentences: Sequence[Sentence], label_list: Sequence[str] | Non
             try:
                 ner_tags.append([label_to_id[tag] for tag in sentence.tags])
             except KeyError as error:
-                raise ValueError(f"{sentence.source or sentence.doc_id}: tag {error.args[0]!r} is not in the label list {list(label_list)}") from None
+                raise ValueError(
+                    f"{sentence.source or sentence.doc_id}: tag {error.args[0]!r} is not in the label list {list(label_list)}"
+                ) from None
         columns["ner_tags"] = _list_array(ner_tags, pa.int64())
     columns.update(
         doc_id=pa.array([s.doc_id for s in sentences], pa.string()),
@@ -126,7 +129,9 @@ def _offsets_array(rows: Sequence[Sequence[tuple[int, int]] | None]) -> pa.ListA
     return pa.ListArray.from_arrays(pa.array(boundaries.astype(np.int32)), pairs, mask=mask)
 
 
-def build_dataset_dict(splits: Mapping[str, Sequence[Sentence]], label_list: Sequence[str] | None = None, scheme: str = "IOB2") -> DatasetDict:
+def build_dataset_dict(
+    splits: Mapping[str, Sequence[Sentence]], label_list: Sequence[str] | None = None, scheme: str = "IOB2"
+) -> DatasetDict:
     """A `DatasetDict` with one split per entry of `splits` (see the module docstring for columns).
 
     Args:

@@ -16,6 +16,7 @@ moves its entities from kept to dropped. The 10% validation split is
 `Dataset.train_test_split(test_size=0.1, seed=42)` would pick. Tags are IOB2; the label list is
 fixed from the protocol's entity types ("O", then B-/I- per type in sorted order).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,21 @@ from .rocling import read_rocling
 
 ROCLING_TYPES = ("BODY", "CHEM", "DISE", "DRUG", "EXAM", "INST", "SUPP", "SYMP", "TIME", "TREAT")
 RUIJIN_TYPES = (
-    "Amount", "Anatomy", "Disease", "Drug", "Duration", "Frequency", "Level", "Method", "Operation", "Reason",
-    "SideEff", "Symptom", "Test", "Test_Value", "Treatment",
+    "Amount",
+    "Anatomy",
+    "Disease",
+    "Drug",
+    "Duration",
+    "Frequency",
+    "Level",
+    "Method",
+    "Operation",
+    "Reason",
+    "SideEff",
+    "Symptom",
+    "Test",
+    "Test_Value",
+    "Treatment",
 )
 CONLL_TYPES = ("LOC", "MISC", "ORG", "PER")
 ROCLING22_TRUTH = "rocling2022/ROCLING22_CHNER_truth.txt"
@@ -41,7 +55,9 @@ HEALTHNER_TEST = "healthner/test.json"
 PROTOCOLS = ("healthner", "rocling22", "ruijin", "conll03")
 
 
-def load_protocol(name: str, data_dir: str | Path, *, seed: int = 42, brat_split: str = "sentence", max_chars: int | None = 512) -> tuple[DatasetDict, ConversionReport]:
+def load_protocol(
+    name: str, data_dir: str | Path, *, seed: int = 42, brat_split: str = "sentence", max_chars: int | None = 512
+) -> tuple[DatasetDict, ConversionReport]:
     """Build the `train` / `validation` / `test` DatasetDict of a benchmark protocol.
 
     Args:
@@ -65,7 +81,9 @@ def load_protocol(name: str, data_dir: str | Path, *, seed: int = 42, brat_split
         splits["test"] = test
         types = ROCLING_TYPES
     elif name == "ruijin":
-        documents, brat_report = read_brat_documents(data_dir / "ruijin-brat" / "train", split=brat_split, max_chars=max_chars)
+        documents, brat_report = read_brat_documents(
+            data_dir / "ruijin-brat" / "train", split=brat_split, max_chars=max_chars
+        )
         report.update(brat_report)
         by_part: dict[str, list[Sentence]] = {"train": [], "validation": [], "test": []}
         for index, document in enumerate(documents):  # already sorted by file name
@@ -75,12 +93,17 @@ def load_protocol(name: str, data_dir: str | Path, *, seed: int = 42, brat_split
         splits, types = by_part, RUIJIN_TYPES
     elif name == "conll03":
         folder = data_dir / "conll2003"
-        splits = {part: _read(read_conll, [folder / file], report) for part, file in (("train", "eng.train"), ("validation", "eng.testa"), ("test", "eng.testb"))}
+        splits = {
+            part: _read(read_conll, [folder / file], report)
+            for part, file in (("train", "eng.train"), ("validation", "eng.testa"), ("test", "eng.testb"))
+        }
         splits["train"] = remove_duplicates(splits["train"], {"test": splits["test"]}, report)
         types = CONLL_TYPES
     else:
         raise ValueError(f"unknown protocol {name!r}; expected one of {PROTOCOLS}")
-    report.note(f"protocol {name}: " + ", ".join(f"{part} {len(sentences)} sentences" for part, sentences in splits.items()))
+    report.note(
+        f"protocol {name}: " + ", ".join(f"{part} {len(sentences)} sentences" for part, sentences in splits.items())
+    )
     report.check()
     return build_dataset_dict(splits, labels_for_types(types)), report
 

@@ -5,6 +5,7 @@ standoff formats (brat) have: the full text and character-offset entities, so th
 can be written back as `.ann` files. `DataFormatError` is the one error type readers raise for
 malformed input; it names the file, the line (or character offset) and what was expected.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

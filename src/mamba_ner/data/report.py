@@ -17,6 +17,7 @@ duplicate sentences removed from train) are itemised too, under `ignored` / `ski
 `removed`, and counted in `counts`; `warning` items (e.g. brat surface text that does not match
 the `.txt`) change nothing and are listed for the user to look at.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -85,7 +86,9 @@ class ConversionReport:
         self.kept[entity_type] -= 1
         self.entity_dropped(entity_type, reason, location, detail)
 
-    def note_item(self, action: str, reason: str, location: str, detail: str = "", entity_type: str | None = None) -> None:
+    def note_item(
+        self, action: str, reason: str, location: str, detail: str = "", entity_type: str | None = None
+    ) -> None:
         """Itemise a non-entity event (`ignored`, `skipped`, `removed`, `warning`) and count it."""
         if action not in OTHER_ACTIONS:
             raise ValueError(f"action must be one of {OTHER_ACTIONS}, got {action!r}")
@@ -95,7 +98,7 @@ class ConversionReport:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def update(self, other: "ConversionReport") -> "ConversionReport":
+    def update(self, other: ConversionReport) -> ConversionReport:
         """Add another report's counters, items and notes to this one (in place); returns self."""
         for name in ("read", "kept", "dropped", "repaired", "merged", "counts"):
             getattr(self, name).update(getattr(other, name))
@@ -142,7 +145,9 @@ class ConversionReport:
         """A human-readable summary: totals, per-type table, then each reason with a few locations."""
         totals = self.totals
         lines = [
-            "entities: read {read}, kept {kept}, dropped {dropped} (repaired {repaired}, merged {merged})".format(**totals)
+            "entities: read {read}, kept {kept}, dropped {dropped} (repaired {repaired}, merged {merged})".format(
+                **totals
+            )
         ]
         plain_counts = {k: v for k, v in self.counts.items() if ": " not in k}
         if plain_counts:

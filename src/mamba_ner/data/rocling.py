@@ -11,12 +11,13 @@ Two shapes are read:
 
 Each file is one document (`doc_id` = file stem); `Sentence.index` counts sentences in the file.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .bio import spans_to_tags
 from .records import DataFormatError, Sentence
@@ -64,7 +65,14 @@ def read_rocling(
             report.counts["files"] += 1
             report.counts["documents"] += 1
             sentences += build_sentences(
-                raw, path, report, input_scheme=input_scheme, scheme=scheme, o_prefix=o_prefix, on_error=on_error, skipped=skipped
+                raw,
+                path,
+                report,
+                input_scheme=input_scheme,
+                scheme=scheme,
+                o_prefix=o_prefix,
+                on_error=on_error,
+                skipped=skipped,
             )
     return sentences, report
 
@@ -110,7 +118,9 @@ def _read_char_lines(path: Path, has_tags: bool | None, report: ConversionReport
             what = "'char tag' (2 columns)" if has_tags else "'char' alone (1 column, like the first line)"
             if on_error == "raise":
                 raise DataFormatError(path, number, f"a line {what}", text)
-            report.note_item("skipped", f"line with {len(fields)} columns; its sentence was skipped", f"{path}:{number}", text)
+            report.note_item(
+                "skipped", f"line with {len(fields)} columns; its sentence was skipped", f"{path}:{number}", text
+            )
             bad_sentence = True
             fields = (fields + ["O"])[:2] if has_tags else fields[:1]
         tokens.append(fields[0])
@@ -156,7 +166,7 @@ def _json_record(record) -> tuple[list[str], list[str] | None]:
         if "word_label" in record:
             labels = record["word_label"]
             if not isinstance(labels, list) or len(labels) != len(words):
-                raise ValueError(f"{len(words)} words but word_label has {len(labels) if isinstance(labels, list) else 'no list of'} labels")
+                raise ValueError(f"'word_label' must be a list of {len(words)} labels, one per word")
             spans, position = [], 0
             for word, label in zip(words, labels):
                 if label != "O":
@@ -187,7 +197,9 @@ def write_rocling(sentences: Iterable[Sentence], path: str | Path, *, newline: s
     for sentence in sentences:
         for position, token in enumerate(sentence.tokens):
             if not token or _COLUMNS.search(token) or token != token.strip():
-                raise ValueError(f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty or has whitespace")
+                raise ValueError(
+                    f"{sentence.source or sentence.doc_id}: token {position} {token!r} is empty or has whitespace"
+                )
             chunks.append(token if sentence.tags is None else f"{token} {sentence.tags[position]}")
         chunks.append(separator)
     path.write_text("".join(chunk + newline for chunk in chunks), encoding="utf-8", newline="")

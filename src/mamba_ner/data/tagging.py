@@ -1,13 +1,14 @@
 """Shared by the readers: raw token/tag rows (ROCLING, CoNLL) -> `Sentence`, with every entity
 recorded in the `ConversionReport` (read, kept, repaired or dropped with a location); line
 iteration with file:line errors; a GC pause for bulk reading."""
+
 from __future__ import annotations
 
 import contextlib
 import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .bio import canonical_scheme, detect_scheme, normalize_tag, repair_tags, tags_to_spans
 from .records import DataFormatError, Sentence
@@ -63,12 +64,16 @@ def iter_lines(path: Path, report: ConversionReport, on_error: str) -> Iterator[
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as error:
             if on_error == "raise":
-                raise DataFormatError(path, number, "UTF-8 text", f"undecodable byte at column {error.start + 1}") from None
+                raise DataFormatError(
+                    path, number, "UTF-8 text", f"undecodable byte at column {error.start + 1}"
+                ) from None
             report.note_item("skipped", "line is not UTF-8; its sentence was skipped", f"{path}:{number}")
             yield number, None
 
 
-def resolve_input_scheme(raw_sentences: list[RawSentence], input_scheme: str, path: Path, report: ConversionReport) -> str:
+def resolve_input_scheme(
+    raw_sentences: list[RawSentence], input_scheme: str, path: Path, report: ConversionReport
+) -> str:
     """`"auto"` -> detect from the file's (normalised, readable) tags; otherwise canonicalise."""
     if input_scheme != "auto":
         return canonical_scheme(input_scheme)
@@ -120,7 +125,9 @@ def build_sentences(
         except ValueError as error:
             bad = _first_unreadable(raw.tags, o_prefix)
             if on_error == "raise":
-                raise DataFormatError(path, raw.lines[bad], "a tag 'O' or B-/I-/M-/E-/S- followed by a type", raw.tags[bad]) from error
+                raise DataFormatError(
+                    path, raw.lines[bad], "a tag 'O' or B-/I-/M-/E-/S- followed by a type", raw.tags[bad]
+                ) from error
             report.note_item("skipped", "sentence with an unreadable tag", f"{path}:{raw.lines[bad]}", raw.tags[bad])
             _drop_all(raw, path, o_prefix, report, "sentence skipped: unreadable tag")
             continue
@@ -149,7 +156,9 @@ def _record_entities(raw: RawSentence, repair, path: Path, input_scheme: str, re
     inside = {p for s, e, _ in repair.spans for p in range(s, e)}
     for problem in repair.problems:
         if problem.position not in inside:
-            report.note_item("warning", "tag outside any entity normalised", f"{path}:{raw.lines[problem.position]}", problem.message)
+            report.note_item(
+                "warning", "tag outside any entity normalised", f"{path}:{raw.lines[problem.position]}", problem.message
+            )
 
 
 _REASONS = {

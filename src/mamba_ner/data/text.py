@@ -10,16 +10,19 @@ Used by the brat reader and by prediction on raw text. Tokenisation:
 
 Sentence boundaries (`split="sentence"`) come after runs of `。！？；!?;`, at blank lines and,
 in text tokenised per word (not CJK), after `.` followed by whitespace (in Chinese text an ASCII
-`.` is a decimal point or list number, often broken over a PDF line: `P<0.\n05`); `split="line"` cuts at every line break; `split="document"`
-keeps one piece. Line breaks alone are not boundaries for `"sentence"` because corpora such as
-Ruijin keep the hard line breaks of the PDF and entities run across them. A piece longer than
-`max_chars` is cut again at the last `，,、：:` or line break before the limit (or at the limit).
+`.` is a decimal point or list number, often broken over a PDF line: `P<0.` + line break + `05`).
+`split="line"` cuts at every line break; `split="document"` keeps one piece. Line breaks alone
+are not boundaries for `"sentence"` because corpora such as Ruijin keep the hard line breaks of
+the PDF and entities run across them. A piece longer than `max_chars` is cut again at the last
+`，,、：:` or line break before the limit (or at the limit).
 No cut ever falls strictly inside a protected (entity) span.
 """
+
 from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from itertools import pairwise
 
 TOKENIZE_MODES = ("auto", "char", "word")
 SPLIT_MODES = ("sentence", "line", "document")
@@ -58,7 +61,11 @@ def tokenize_text(text: str, mode: str = "auto") -> tuple[list[str], list[tuple[
 
 
 def sentence_bounds(
-    text: str, split: str = "sentence", protected: list[tuple[int, int]] = (), max_chars: int | None = 512, mode: str = "auto"
+    text: str,
+    split: str = "sentence",
+    protected: list[tuple[int, int]] = (),
+    max_chars: int | None = 512,
+    mode: str = "auto",
 ) -> list[tuple[int, int]]:
     """Character ranges `(start, end)` that cover `text` without gaps, cut as the module docstring says.
 
@@ -82,7 +89,7 @@ def sentence_bounds(
         pattern = _SENTENCE_END_WITH_PERIOD if resolve_mode(text, mode) == "word" else _SENTENCE_END
     cuts = [0] + [m.end() for m in pattern.finditer(text) if 0 < m.end() < n and not blocked[m.end()]] + [n]
     bounds = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in pairwise(cuts):
         if start < end:
             bounds += _cut_long(text, start, end, blocked, max_chars) if max_chars else [(start, end)]
     return bounds
