@@ -380,7 +380,7 @@ def run_all(args, jobs):
                                              step_limit=args.max_step_seconds if limited else None)
                 if memory is None:
                     results[key] = {"skipped": why}
-                    if "still running" in why:
+                    if why.startswith("one step took more than"):
                         results[key]["lower_bound_s"] = args.max_step_seconds
                 else:
                     results[key] = memory
