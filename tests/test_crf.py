@@ -1,13 +1,23 @@
 """The CRF against brute-force enumeration over every tag sequence on tiny inputs."""
 import itertools
+import logging
 import math
 
 import pytest
 import torch
 
+from mamba_ner import crf as crf_module
+from mamba_ner import crf_cpu_kernel
 from mamba_ner.crf import FORBIDDEN, LinearChainCRF, allowed_transitions
 
 BIO_LABELS = ["O", "B-X", "I-X", "B-Y", "I-Y"]
+
+
+@pytest.fixture(params=["auto", "torch"])
+def crf_path(request, monkeypatch):
+    """Run a test on the C++ kernels (auto, when they compile) and on the Python recursions (torch)."""
+    monkeypatch.setenv("MAMBA_NER_CRF", request.param)
+    return request.param
 
 
 def make_crf(labels=None, scheme="none", num_tags=None, seed=0):
@@ -38,6 +48,7 @@ def brute_force(crf, emissions, length):
 
 
 @pytest.mark.parametrize("labels,scheme", [(None, "none"), (BIO_LABELS, "BIO")])
+@pytest.mark.usefixtures("crf_path")
 def test_log_partition_and_viterbi_match_brute_force_with_masks(labels, scheme):
     crf = make_crf(labels, scheme, num_tags=4 if labels is None else None)
     k = crf.num_tags
@@ -54,6 +65,7 @@ def test_log_partition_and_viterbi_match_brute_force_with_masks(labels, scheme):
         assert (decoded[row, length:] == -100).all()
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_nll_matches_brute_force_and_gradients_flow():
     crf = make_crf(BIO_LABELS, "BIO")
     torch.manual_seed(2)
@@ -71,6 +83,7 @@ def test_nll_matches_brute_force_and_gradients_flow():
     assert emissions.grad[1, 2].abs().sum() == 0  # a -100 position gets no gradient
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_probabilities_sum_to_one_and_forbidden_paths_have_zero_probability():
     crf = make_crf(BIO_LABELS, "BIO")
     start_ok, _, trans_ok = allowed_transitions(BIO_LABELS, "BIO")
@@ -113,6 +126,7 @@ def test_iobes_constraints():
     assert trans_ok[ix["E-X"]][ix["S-X"]] and not trans_ok[ix["S-X"]][ix["I-X"]]
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_viterbi_never_outputs_forbidden_transition_even_when_emissions_favour_it():
     crf = make_crf(BIO_LABELS, "BIO")
     emissions = torch.zeros(1, 3, 5)
@@ -121,6 +135,7 @@ def test_viterbi_never_outputs_forbidden_transition_even_when_emissions_favour_i
     assert [BIO_LABELS[t] for t in path] == ["B-X", "I-X", "I-X"]
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_holes_in_mask_equal_the_compacted_chain():
     crf = make_crf(BIO_LABELS, "BIO")
     torch.manual_seed(4)
@@ -134,6 +149,7 @@ def test_holes_in_mask_equal_the_compacted_chain():
     assert decoded[0, [1, 3, 4]].tolist() == crf.decode(compact)[0].tolist()
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_rows_without_any_tag_are_ignored_by_the_mean():
     crf = make_crf(BIO_LABELS, "BIO")
     emissions = torch.randn(2, 3, 5)
@@ -143,6 +159,7 @@ def test_rows_without_any_tag_are_ignored_by_the_mean():
     assert both.item() == pytest.approx(alone.item(), abs=1e-5)
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_marginals_match_brute_force():
     crf = make_crf(BIO_LABELS, "BIO")
     torch.manual_seed(5)
@@ -214,6 +231,7 @@ def test_error_label_count():
         LinearChainCRF(3, ["O", "B-X"], "BIO")
 
 
+@pytest.mark.usefixtures("crf_path")
 def test_hand_written_backward_matches_autograd_reference():
     crf = make_crf(BIO_LABELS, "BIO")
     torch.manual_seed(6)
@@ -231,3 +249,151 @@ def test_hand_written_backward_matches_autograd_reference():
         assert fast.item() == pytest.approx(ref.item(), abs=1e-9)
         for a, b in zip(fast_grads, ref_grads):
             assert torch.allclose(a.double(), b.double(), atol=1e-9)
+
+
+# ---------------------------------------------------------------- C++ kernels against the Python recursions
+@pytest.fixture
+def ops(monkeypatch):
+    """The compiled CRF ops (the test is skipped where nothing compiles), with MAMBA_NER_CRF=auto."""
+    kernel = crf_cpu_kernel.load_crf_kernel()
+    if kernel is None:
+        pytest.skip("the C++ CRF kernels could not be compiled here")
+    monkeypatch.setenv("MAMBA_NER_CRF", "auto")
+    return kernel
+
+
+def random_problem(b, l, k, dtype, scheme, seed, holes=False):
+    """Packed emissions, mask (random row lengths, with lengths l, 1 and 0 when b allows), start, end, trans."""
+    gen = torch.Generator().manual_seed(seed)
+    emissions = torch.randn(b, l, k, dtype=dtype, generator=gen) * 2
+    lengths = torch.randint(1, l + 1, (b,), generator=gen)
+    lengths[0] = l
+    if b > 2:
+        lengths[1] = 1
+        lengths[2] = 0  # a row with no valid position
+    mask = torch.arange(l)[None, :] < lengths[:, None]
+    if holes:  # not packed: the kernels must still treat every position as the Python code does
+        mask = torch.rand(b, l, generator=gen) < 0.7
+    labels = BIO_LABELS if scheme == "BIO" else None
+    crf = make_crf(labels, scheme, num_tags=k if labels is None else None, seed=seed)
+    start, end, trans = crf.constrained_scores(dtype)
+    return emissions, mask, start.detach(), end.detach(), trans.detach()
+
+
+def assert_close(a, b, dtype, what):
+    rtol, atol = (1e-10, 1e-10) if dtype == torch.float64 else (1e-5, 2e-5)
+    assert a.shape == b.shape and a.dtype == b.dtype, what
+    assert torch.allclose(a, b, rtol=rtol, atol=atol), f"{what}: max abs diff {(a - b).abs().max().item()}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scheme", ["none", "BIO"])
+@pytest.mark.parametrize("b,l", [(1, 1), (3, 1), (4, 2), (5, 7), (3, 13), (2, 40)])
+def test_kernels_match_python_recursions(ops, b, l, scheme, dtype):
+    k = 5 if scheme == "BIO" else 6
+    for holes in (False, True):
+        emissions, mask, start, end, trans = random_problem(b, l, k, dtype, scheme, seed=b * 100 + l, holes=holes)
+        log_z, alphas = ops.log_partition_fwd(emissions, mask, start, end, trans)
+        log_z_ref, alphas_ref = crf_module._log_partition_forward_torch(emissions, mask, start, end, trans)
+        assert_close(log_z, log_z_ref, dtype, "log Z")
+        assert_close(alphas, alphas_ref, dtype, "alphas")
+        grad_log_z = torch.randn(b, dtype=dtype)
+        grads = ops.log_partition_bwd(emissions, mask, end, trans, alphas, log_z, grad_log_z)
+        grads_ref = crf_module._log_partition_backward_torch(emissions, mask, end, trans, alphas_ref, log_z_ref, grad_log_z)
+        for name, got, want in zip(("emissions", "start", "end", "trans"), grads, grads_ref):
+            assert_close(got, want, dtype, f"grad {name}")
+        path = ops.viterbi(emissions, mask, start, end, trans, -7)
+        assert torch.equal(path, crf_module._viterbi_torch(emissions, mask, start, end, trans, -7))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_viterbi_kernel_breaks_ties_like_torch(ops, dtype):
+    """Small integer scores make many exact ties; the first maximum (lowest tag id) must win as in torch."""
+    gen = torch.Generator().manual_seed(7)
+    b, l, k = 6, 9, 4
+    emissions = torch.randint(-1, 2, (b, l, k), generator=gen).to(dtype)
+    mask = torch.arange(l)[None, :] < torch.tensor([9, 5, 1, 0, 9, 3])[:, None]
+    start, end = torch.zeros(k, dtype=dtype), torch.randint(0, 2, (k,), generator=gen).to(dtype)
+    for trans in (torch.zeros(k, k, dtype=dtype), torch.randint(-1, 2, (k, k), generator=gen).to(dtype)):
+        path = ops.viterbi(emissions, mask, start, end, trans, -100)
+        assert torch.equal(path, crf_module._viterbi_torch(emissions, mask, start, end, trans, -100))
+
+
+@pytest.mark.parametrize("scheme", ["none", "BIO"])
+def test_crf_module_same_on_both_paths(ops, monkeypatch, scheme):
+    """NLL with gradients wrt emissions and every parameter, decode and marginals: kernel vs Python."""
+    labels = BIO_LABELS if scheme == "BIO" else None
+    crf = make_crf(labels, scheme, num_tags=5)
+    torch.manual_seed(8)
+    emissions = torch.randn(4, 11, 5)
+    tags = torch.randint(0, 5, (4, 11))
+    tags[1, 6:] = -100
+    tags[2, [0, 3, 4]] = -100
+    tags[3] = -100
+    results = {}
+    for path in ("auto", "torch"):
+        monkeypatch.setenv("MAMBA_NER_CRF", path)
+        leaf = emissions.clone().requires_grad_(True)
+        crf.zero_grad()
+        nll = crf(leaf, tags, reduction="sum")
+        nll.backward()
+        results[path] = [nll.detach(), leaf.grad] + [p.grad.clone() for p in crf.parameters()]
+        results[path] += [crf.decode(emissions, tags != -100), crf.marginals(emissions, tags != -100)]
+    for got, want in zip(results["auto"], results["torch"]):
+        if got.is_floating_point():
+            assert_close(got, want, torch.float32, "crf")
+        else:
+            assert torch.equal(got, want)
+
+
+def test_kernel_path_is_the_one_taken(ops, monkeypatch):
+    def fail(*args):
+        raise AssertionError("the Python recursion ran although the C++ kernels are loaded")
+
+    for name in ("_log_partition_forward_torch", "_log_partition_backward_torch", "_viterbi_torch"):
+        monkeypatch.setattr(crf_module, name, fail)
+    crf = make_crf(BIO_LABELS, "BIO")
+    emissions = torch.randn(2, 6, 5, requires_grad=True)
+    crf(emissions, torch.zeros(2, 6, dtype=torch.long)).backward()
+    crf.decode(emissions.detach())
+    crf.marginals(emissions.detach())
+
+
+def test_gradcheck_through_kernel(ops):
+    emissions, _, start, end, trans = random_problem(3, 4, 3, torch.float64, "none", seed=9)
+    # rows of length >= 1: the log Z of an empty row is discarded by the NLL, and both paths give it no gradient
+    mask = torch.arange(4)[None, :] < torch.tensor([4, 1, 3])[:, None]
+    inputs = [t.clone().requires_grad_(True) for t in (emissions, start, end, trans)]
+
+    def log_z(e, s, n, t):
+        return crf_module._LogPartition.apply(e, mask, s, n, t)
+
+    assert torch.autograd.gradcheck(log_z, inputs)
+
+
+def test_crf_env_var_is_checked(monkeypatch):
+    monkeypatch.setenv("MAMBA_NER_CRF", "fast")
+    crf = make_crf(num_tags=3)
+    with pytest.raises(ValueError, match="MAMBA_NER_CRF='fast'; expected one of auto, torch"):
+        crf.decode(torch.randn(1, 2, 3))
+
+
+def test_failed_crf_compile_falls_back_with_one_warning(monkeypatch, caplog):
+    import torch.utils.cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    monkeypatch.setattr(crf_cpu_kernel, "_state", {"tried": False, "ops": None})
+    monkeypatch.setenv("MAMBA_NER_CRF", "auto")
+    crf = make_crf(BIO_LABELS, "BIO")
+    emissions = torch.randn(2, 4, 5)
+    with caplog.at_level(logging.WARNING, logger=crf_cpu_kernel.__name__):
+        decoded = crf.decode(emissions)
+        nll = crf(emissions, decoded)
+    warnings = [r for r in caplog.records if "Could not compile the C++ CRF kernels" in r.getMessage()]
+    assert len(warnings) == 1 and "no compiler here" in warnings[0].getMessage()
+    monkeypatch.setenv("MAMBA_NER_CRF", "torch")
+    assert torch.equal(decoded, crf.decode(emissions))
+    assert nll.item() == pytest.approx(crf(emissions, decoded).item(), abs=1e-5)

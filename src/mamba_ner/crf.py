@@ -1,9 +1,10 @@
 """Linear-chain CRF: negative log-likelihood, batched Viterbi, marginals, scheme constraints.
 
-This file travels with saved checkpoints (remote code): it imports only `torch` and the standard
-library. Written by hand because no maintained library offers a CRF with masks that may have holes
-(label -100 on special tokens and non-first sub-words) plus hard BIO/IOBES constraints; the design
-follows kmkurn/pytorch-crf (start/end/transition scores, no fake START/STOP tags).
+This file travels with saved checkpoints (remote code): it imports only `torch`, the standard
+library and its sibling `crf_cpu_kernel.py`. Written by hand because no maintained library offers a
+CRF with masks that may have holes (label -100 on special tokens and non-first sub-words) plus hard
+BIO/IOBES constraints; the design follows kmkurn/pytorch-crf (start/end/transition scores, no fake
+START/STOP tags).
 
 Glossary of dimensions: b = batch, l = sequence length, k = number of tags.
 
@@ -17,14 +18,40 @@ added, so they have probability exp(-10000) = 0 in float32 both in the NLL and i
 constraint pattern is plain Python data derived from the label names, turned into tensors on the
 device of the emissions when first used: it never sits in a buffer that `from_pretrained` could
 leave uninitialised.
+
+Paths: on CPU the recursions (log Z with its forward-backward gradient, Viterbi) run in the C++
+kernels of `crf_cpu_kernel.py`, compiled on first use; elsewhere, or when they cannot be compiled, or
+with ``MAMBA_NER_CRF=torch``, they run as the Python loops `_log_partition_forward_torch`,
+`_log_partition_backward_torch` and `_viterbi_torch`, which stay the reference.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
+from .crf_cpu_kernel import load_crf_kernel
+
 FORBIDDEN = -10000.0
+CRF_ENV_VAR = "MAMBA_NER_CRF"
+_CRF_PATHS = ("auto", "torch")
+
+
+def _crf_kernel(emissions, *scores):
+    """`torch.ops.mamba_ner_crf` when the C++ kernels should run on these tensors, else None.
+
+    They run on CPU float32/float64 tensors of one dtype, unless ``MAMBA_NER_CRF=torch`` forces the
+    Python recursions or the kernels could not be compiled."""
+    path = os.environ.get(CRF_ENV_VAR, "auto").strip().lower() or "auto"
+    if path not in _CRF_PATHS:
+        raise ValueError(f"{CRF_ENV_VAR}={path!r}; expected one of {', '.join(_CRF_PATHS)}")
+    if path == "torch" or emissions.dtype not in (torch.float32, torch.float64):
+        return None
+    if any(t.device.type != "cpu" or t.dtype != emissions.dtype for t in (emissions, *scores)):
+        return None
+    return load_crf_kernel()
 
 
 def _parse_tag(label: str, prefixes: str) -> tuple[str, str | None]:
@@ -267,24 +294,7 @@ class LinearChainCRF(nn.Module):
         valid = self._mask(emissions, None, mask)
         packed_mask, order, emissions = pack_by_mask(valid, emissions.float())
         start, end, trans = self.constrained_scores(emissions.dtype)
-        b, l, k = emissions.shape
-        steps = emissions.unbind(1)  # l tensors of (b, k)
-        keep = packed_mask.unsqueeze(2).unbind(1)  # l tensors of (b, 1)
-        # Past the end of a row, each tag points to itself so the back-trace passes through.
-        identity = torch.arange(k, device=emissions.device).expand(b, k)
-        score = start + steps[0]  # (b, k)
-        history = []
-        for emission, keep_i in zip(steps[1:], keep[1:]):
-            best, best_prev = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (b, k) each
-            score = torch.where(keep_i, best + emission, score)
-            history.append(torch.where(keep_i, best_prev, identity))
-        best_last = (score + end).argmax(dim=1)  # (b,)
-        path = [best_last]
-        for best_prev in reversed(history):
-            best_last = best_prev.gather(1, best_last.unsqueeze(1)).squeeze(1)
-            path.append(best_last)
-        packed_tags = torch.stack(path[::-1], dim=1)  # (b, l)
-        packed_tags = torch.where(packed_mask, packed_tags, torch.full_like(packed_tags, pad_value))
+        packed_tags = _viterbi(emissions, packed_mask, start, end, trans, pad_value)
         return unpack_by_order(packed_tags, order, pad_value)
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -307,49 +317,107 @@ class _LogPartition(torch.autograd.Function):
 
     Autograd through the forward recursion records ~4 nodes per position; this function runs both
     recursions without recording anything, which makes the loss several times cheaper on long
-    sequences. Inputs are packed (mask true on a prefix of each row).
+    sequences. Inputs are packed (mask true on a prefix of each row). Both recursions run in the C++
+    kernels on CPU (see `_crf_kernel`), else in `_log_partition_forward_torch` and
+    `_log_partition_backward_torch`.
 
     Shapes: emissions (b, l, k), mask (b, l) bool, start (k,), end (k,), trans (k, k).
     """
 
     @staticmethod
     def forward(ctx, emissions, mask, start, end, trans):
-        steps = emissions.unbind(1)
-        keep = mask.unsqueeze(2).unbind(1)
-        alphas = [start + steps[0]]  # each (b, k)
-        for emission, keep_i in zip(steps[1:], keep[1:]):
-            step = torch.logsumexp(alphas[-1].unsqueeze(2) + trans, dim=1) + emission
-            alphas.append(torch.where(keep_i, step, alphas[-1]))
-        log_z = torch.logsumexp(alphas[-1] + end, dim=1)  # (b,)
-        ctx.save_for_backward(emissions, mask, end, trans, torch.stack(alphas, 1), log_z)
+        ops = _crf_kernel(emissions, start, end, trans)
+        if ops is not None:
+            mask = mask.to(torch.bool).contiguous()
+            log_z, alphas = ops.log_partition_fwd(emissions.contiguous(), mask, start.contiguous(), end.contiguous(),
+                                                  trans.contiguous())
+        else:
+            log_z, alphas = _log_partition_forward_torch(emissions, mask, start, end, trans)
+        ctx.ops = ops
+        ctx.save_for_backward(emissions, mask, end, trans, alphas, log_z)
         return log_z
 
     @staticmethod
     def backward(ctx, grad_log_z):
-        emissions, mask, end, trans, alphas, log_z = ctx.saved_tensors  # alphas (b, l, k)
-        b, l, k = emissions.shape
-        # beta_i: log-sum of the scores of every continuation after position i (end included);
-        # past the end of a row it stays `end`, so the last real position gets beta = end.
-        betas = [end.expand(b, k)]
-        steps = emissions.unbind(1)
-        keep = mask.unsqueeze(2).unbind(1)
-        for i in range(l - 2, -1, -1):
-            step = torch.logsumexp(trans + (steps[i + 1] + betas[-1]).unsqueeze(1), dim=2)
-            betas.append(torch.where(keep[i + 1], step, betas[-1]))
-        betas = torch.stack(betas[::-1], 1)  # (b, l, k)
-        maskf = mask.unsqueeze(2).to(emissions.dtype)  # (b, l, 1)
-        g = grad_log_z.view(b, 1, 1)
-        unary = torch.exp(alphas + betas - log_z.view(b, 1, 1)) * maskf  # (b, l, k) marginals
-        grad_emissions = g * unary
-        grad_start = (g[:, 0] * unary[:, 0]).sum(0)
-        last = (mask.sum(1) - 1).clamp(min=0)
-        last_alpha = alphas.gather(1, last.view(b, 1, 1).expand(b, 1, k)).squeeze(1)  # (b, k)
-        grad_end = (grad_log_z.view(b, 1) * torch.exp(last_alpha + end - log_z.view(b, 1))).sum(0)
-        grad_trans = None
-        if l > 1:
-            pair = (alphas[:, :-1].unsqueeze(3) + trans + (emissions[:, 1:] + betas[:, 1:]).unsqueeze(2)
-                    - log_z.view(b, 1, 1, 1))  # (b, l-1, k, k)
-            grad_trans = (torch.exp(pair) * maskf[:, 1:].unsqueeze(3) * g.unsqueeze(3)).sum((0, 1))
+        emissions, mask, end, trans, alphas, log_z = ctx.saved_tensors
+        if ctx.ops is not None:
+            grads = ctx.ops.log_partition_bwd(emissions.contiguous(), mask, end.contiguous(), trans.contiguous(), alphas,
+                                              log_z, grad_log_z.to(emissions.dtype).contiguous())
         else:
-            grad_trans = torch.zeros_like(trans)
+            grads = _log_partition_backward_torch(emissions, mask, end, trans, alphas, log_z, grad_log_z)
+        grad_emissions, grad_start, grad_end, grad_trans = grads
         return grad_emissions, None, grad_start, grad_end, grad_trans
+
+
+def _log_partition_forward_torch(emissions, mask, start, end, trans):
+    """Forward algorithm as Python loop over time (reference of the C++ kernel): (log Z (b,), alphas (b, l, k))."""
+    steps = emissions.unbind(1)
+    keep = mask.unsqueeze(2).unbind(1)
+    alphas = [start + steps[0]]  # each (b, k)
+    for emission, keep_i in zip(steps[1:], keep[1:]):
+        step = torch.logsumexp(alphas[-1].unsqueeze(2) + trans, dim=1) + emission
+        alphas.append(torch.where(keep_i, step, alphas[-1]))
+    log_z = torch.logsumexp(alphas[-1] + end, dim=1)  # (b,)
+    return log_z, torch.stack(alphas, 1)
+
+
+def _log_partition_backward_torch(emissions, mask, end, trans, alphas, log_z, grad_log_z):
+    """Gradients of log Z by forward-backward, Python loop over time (reference of the C++ kernel).
+
+    Returns (d emissions (b, l, k), d start (k,), d end (k,), d trans (k, k))."""
+    b, l, k = emissions.shape
+    # beta_i: log-sum of the scores of every continuation after position i (end included);
+    # past the end of a row it stays `end`, so the last real position gets beta = end.
+    betas = [end.expand(b, k)]
+    steps = emissions.unbind(1)
+    keep = mask.unsqueeze(2).unbind(1)
+    for i in range(l - 2, -1, -1):
+        step = torch.logsumexp(trans + (steps[i + 1] + betas[-1]).unsqueeze(1), dim=2)
+        betas.append(torch.where(keep[i + 1], step, betas[-1]))
+    betas = torch.stack(betas[::-1], 1)  # (b, l, k)
+    maskf = mask.unsqueeze(2).to(emissions.dtype)  # (b, l, 1)
+    g = grad_log_z.view(b, 1, 1)
+    unary = torch.exp(alphas + betas - log_z.view(b, 1, 1)) * maskf  # (b, l, k) marginals
+    grad_emissions = g * unary
+    grad_start = (g[:, 0] * unary[:, 0]).sum(0)
+    last = (mask.sum(1) - 1).clamp(min=0)
+    last_alpha = alphas.gather(1, last.view(b, 1, 1).expand(b, 1, k)).squeeze(1)  # (b, k)
+    grad_end = (grad_log_z.view(b, 1) * torch.exp(last_alpha + end - log_z.view(b, 1))).sum(0)
+    if l > 1:
+        pair = (alphas[:, :-1].unsqueeze(3) + trans + (emissions[:, 1:] + betas[:, 1:]).unsqueeze(2)
+                - log_z.view(b, 1, 1, 1))  # (b, l-1, k, k)
+        grad_trans = (torch.exp(pair) * maskf[:, 1:].unsqueeze(3) * g.unsqueeze(3)).sum((0, 1))
+    else:
+        grad_trans = torch.zeros_like(trans)
+    return grad_emissions, grad_start, grad_end, grad_trans
+
+
+def _viterbi(emissions, mask, start, end, trans, pad_value=-100):
+    """Best paths (b, l) long over packed inputs, `pad_value` where the mask is false: C++ kernel on CPU."""
+    ops = _crf_kernel(emissions, start, end, trans)
+    if ops is not None:
+        return ops.viterbi(emissions.contiguous(), mask.to(torch.bool).contiguous(), start.contiguous(),
+                           end.contiguous(), trans.contiguous(), int(pad_value))
+    return _viterbi_torch(emissions, mask, start, end, trans, pad_value)
+
+
+def _viterbi_torch(emissions, mask, start, end, trans, pad_value=-100):
+    """Batched Viterbi as a Python loop over time (reference of the C++ kernel); see `_viterbi`."""
+    b, l, k = emissions.shape
+    steps = emissions.unbind(1)  # l tensors of (b, k)
+    keep = mask.unsqueeze(2).unbind(1)  # l tensors of (b, 1)
+    # Past the end of a row, each tag points to itself so the back-trace passes through.
+    identity = torch.arange(k, device=emissions.device).expand(b, k)
+    score = start + steps[0]  # (b, k)
+    history = []
+    for emission, keep_i in zip(steps[1:], keep[1:]):
+        best, best_prev = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (b, k) each
+        score = torch.where(keep_i, best + emission, score)
+        history.append(torch.where(keep_i, best_prev, identity))
+    best_last = (score + end).argmax(dim=1)  # (b,)
+    path = [best_last]
+    for best_prev in reversed(history):
+        best_last = best_prev.gather(1, best_last.unsqueeze(1)).squeeze(1)
+        path.append(best_last)
+    packed_tags = torch.stack(path[::-1], dim=1)  # (b, l)
+    return torch.where(mask, packed_tags, torch.full_like(packed_tags, pad_value))

@@ -746,28 +746,38 @@ def _remove_stale_lock(name, max_age_s=600):
         pass
 
 
-def load_cpu_kernel():
-    """Compile (first call only) and return ``torch.ops.mamba_ner_scan``, or None if that failed."""
+def load_inline_once(state, source, namespace, what, log=logger):
+    """Compile `source` (first call only) and return ``torch.ops.<namespace>``, or None if that failed.
+
+    Shared by the C++ extensions of this package: `state` is the caller's ``{"tried", "ops"}`` dict,
+    the source defines ``TORCH_LIBRARY(<namespace>, ...)``, and the extension's name is the namespace
+    plus a hash of the source, the flags and the CPU's features. On failure `log` gets one warning
+    naming `what` and later calls return None at once."""
     with _lock:
-        if _state["tried"]:
-            return _state["ops"]
-        _state["tried"] = True
+        if state["tried"]:
+            return state["ops"]
+        state["tried"] = True
         from torch.utils.cpp_extension import load_inline
 
         errors = []
         for flags in _FLAG_SETS:
-            tag = hashlib.sha1((CPP_SOURCE + " ".join(flags) + _cpu_features()).encode()).hexdigest()[:12]
-            name = f"mamba_ner_scan_{tag}"
+            tag = hashlib.sha1((source + " ".join(flags) + _cpu_features()).encode()).hexdigest()[:12]
+            name = f"{namespace}_{tag}"
             try:
                 _remove_stale_lock(name)
-                logger.info("Loading the C++ selective scan %s (compiled once per machine, ~30 s)", name)
-                load_inline(name=name, cpp_sources=[CPP_SOURCE], extra_cflags=flags,
+                log.info("Loading the C++ %s %s (compiled once per machine, ~30 s)", what, name)
+                load_inline(name=name, cpp_sources=[source], extra_cflags=flags,
                             extra_ldflags=["-fopenmp"] if "-fopenmp" in flags else [],
                             is_python_module=False, no_implicit_headers=True, verbose=False)
-                _state["ops"] = torch.ops.mamba_ner_scan
-                return _state["ops"]
+                state["ops"] = getattr(torch.ops, namespace)
+                return state["ops"]
             except Exception as err:  # no compiler, unsupported flag, ...: try the next, then give up
                 errors.append(f"{' '.join(flags)}: {type(err).__name__}: {str(err).strip()[-300:]}")
-        logger.warning("Could not compile the C++ selective scan; using the pure-PyTorch path instead "
-                       "(install g++ to get it). Errors: %s", " | ".join(errors))
+        log.warning("Could not compile the C++ %s; using the pure-PyTorch path instead "
+                    "(install g++ to get it). Errors: %s", what, " | ".join(errors))
         return None
+
+
+def load_cpu_kernel():
+    """Compile (first call only) and return ``torch.ops.mamba_ner_scan``, or None if that failed."""
+    return load_inline_once(_state, CPP_SOURCE, "mamba_ner_scan", "selective scan")
