@@ -53,7 +53,8 @@ MODEL_NAMES = {
 HIDDEN, LAYERS, VOCAB, NUM_TYPES = 256, 4, 8000, 10
 LABELS = ["O"] + [f"{p}-T{t}" for t in range(NUM_TYPES) for p in ("B", "I")]  # 21 labels, B-Tt = 1 + 2t
 GOAL_TRAIN_128, GOAL_TRAIN_2048, GOAL_INFER_128 = 1.0, 4.0, 1.5
-SCAN_FILES = ("src/mamba_ner/scan.py", "src/mamba_ner/scan_cpu_kernel.py", "src/mamba_ner/modeling_mamba_crf.py")
+CODE_FILES = ("src/mamba_ner/scan.py", "src/mamba_ner/scan_cpu_kernel.py", "src/mamba_ner/modeling_mamba_crf.py",
+              "src/mamba_ner/crf.py", "src/mamba_ner/crf_cpu_kernel.py")  # the code this benchmark times
 GOAL_SCALING, GOAL_UNI_OVER_BI, MEMORY_TOLERANCE = 18.0, 1.8, 1.25
 
 
@@ -553,7 +554,7 @@ def print_header(args):
           f"transformers {transformers.__version__}")
     requested = os.environ.get(SCAN_ENV_VAR, "auto")
     print(f"- scan: {SCAN_ENV_VAR}={requested}; C++ kernel compiled: {cpu_kernel_available()}; "
-          f"path(s) that ran are listed per run on stderr and below; scan.py / scan_cpu_kernel.py / modeling_mamba_crf.py at "
+          f"path(s) that ran are listed per run on stderr and below; scan, model and CRF code at "
           f"{args.scan_at_start}")
     print(f"- tokens per batch {args.tokens_per_batch} (batch = tokens // length, >= 1); scaling batch "
           f"{args.scaling_batch}; warm-up {args.warmup}; median of up to {args.steps} timed steps "
@@ -588,7 +589,7 @@ def parse_args(argv=None):
 
 def main():
     args = parse_args()
-    args.scan_at_start = git_describe(SCAN_FILES)
+    args.scan_at_start = git_describe(CODE_FILES)
     print_header(args)
     results = run_all(args, plan(args))
     print()
@@ -602,9 +603,10 @@ def main():
     print(f"- scan path(s) that ran in this package's models: {', '.join(paths) or 'none recorded'}"
           + ("" if len(paths) <= 1 else " (per run: " + "; ".join(f"{k}: {'+'.join(v)}" for k, v in ours.items()) + ")")
           + f"; BERT attention: {', '.join(attn) or '-'}")
-    scan_now = git_describe(SCAN_FILES)
+    scan_now = git_describe(CODE_FILES)
     if scan_now != args.scan_at_start:
-        print(f"- WARNING: the scan files changed during the run: now {scan_now}")
+        print(f"- note: the scan / model / CRF files changed during the run (now {scan_now}); every run used the "
+              f"code imported at the start, by the forkserver")
     print_tables(args, results)
     print(f"\n- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
