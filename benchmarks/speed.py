@@ -1,6 +1,6 @@
 """Speed benchmark (issue 4): tokens/s and peak memory, this package against BERT and transformers' Mamba.
 
-    python benchmarks/speed.py --quick                       # ~2 minutes: lengths 128 and 512
+    python benchmarks/speed.py --quick                       # smoke test, a few minutes: lengths 128, 512
     python benchmarks/speed.py                               # the full table of ../shared/BENCHMARKS.md
     python benchmarks/speed.py --lengths 128 2048 --models bi bert --steps 3
 
