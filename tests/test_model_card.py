@@ -1,7 +1,11 @@
 """The model card renders offline from a checkpoint folder, with a `model-index` the Hub can read."""
 
+import configparser
+import glob
+import importlib.resources
 import json
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +13,8 @@ import yaml
 from huggingface_hub import ModelCard, metadata_load
 from safetensors.numpy import save_file
 
-from mamba_ner.model_card import build_model_card, write_model_card
+import mamba_ner
+from mamba_ner.model_card import DEFAULT_TEMPLATE, build_model_card, write_model_card
 
 CONFIG = {
     "model_type": "mamba-crf",
@@ -166,3 +171,25 @@ def test_write_model_card_writes_readme_with_metadata(checkpoint):
     meta = metadata_load(path)
     assert meta["pipeline_tag"] == "token-classification"
     assert meta["model-index"][0]["name"] == "someone/model"
+
+
+def test_template_ships_inside_the_package():
+    """The default template is package data, not a file of the source checkout, so a wheel finds it."""
+    packaged = importlib.resources.files("mamba_ner") / "templates" / "mamba_crf_card_template.md"
+    assert packaged.is_file()
+    assert Path(str(packaged)).resolve() == DEFAULT_TEMPLATE.resolve()
+    assert DEFAULT_TEMPLATE.is_relative_to(Path(mamba_ner.__file__).resolve().parent)
+    assert "{{ card_data }}" in packaged.read_text(encoding="utf-8")
+
+
+def test_setup_cfg_package_data_covers_the_template():
+    """setup.cfg's `[options.package_data]` globs (as setuptools expands them) pick the template up."""
+    repo = Path(__file__).resolve().parents[1]
+    setup_cfg = configparser.ConfigParser()
+    setup_cfg.read(repo / "setup.cfg", encoding="utf-8")
+    patterns = [p.strip() for p in setup_cfg["options.package_data"]["mamba_ner"].split(",") if p.strip()]
+    package_dir = repo / "src" / "mamba_ner"
+    matched = {m for p in patterns for m in glob.glob(p, root_dir=package_dir)}
+    template = "templates/mamba_crf_card_template.md"
+    assert (package_dir / template).is_file()
+    assert template in matched, f"{template} not covered by package_data {patterns}"

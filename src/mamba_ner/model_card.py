@@ -3,9 +3,10 @@
 `build_model_card` reads `config.json` (label set, sizes) and the safetensors header (parameter
 count) of a saved checkpoint, turns the entity-level scores of the evaluation into
 `huggingface_hub.EvalResult`s (so the card carries a `model-index` the Hub shows as results), and
-renders `model_cards/mamba_crf_card_template.md` with `ModelCard.from_template`. Everything happens
-offline: nothing here touches the network. `write_model_card` saves the card as the folder's
-`README.md`, which `mamba_ner.hub.validate_checkpoint_dir` requires before an upload.
+renders the packaged template `mamba_ner/templates/mamba_crf_card_template.md` with
+`ModelCard.from_template`. Everything happens offline: nothing here touches the network.
+`write_model_card` saves the card as the folder's `README.md`, which
+`mamba_ner.hub.validate_checkpoint_dir` requires before an upload.
 
 Evaluation results are the dictionary the training run produced. Any of these spellings work, so the
 `"entity"` part of `mamba_ner.metrics.score_all`, the output of `Trainer.evaluate`, of `evaluate`'s
@@ -33,7 +34,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "mamba_crf_card_template.md"
+# Shipped inside the package (setup.cfg package_data), so a wheel / non-editable install finds it too.
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "mamba_crf_card_template.md"
 DEFAULT_EXAMPLE_TEXT = "患者三天前出现发热、咳嗽，诊断为社区获得性肺炎。"
 BASE_TAGS = ("token-classification", "ner", "mamba", "crf", "mamba-ner")
 
