@@ -44,6 +44,9 @@ _OTHER_LINES = {
     "#": "note",
     "*": "equivalence",
 }
+# Runs of text between line breaks: every character `str.splitlines` breaks at (the reader splits
+# `.ann` files with it), so no fragment of a written entity, and no surface text, spans two lines.
+_NOT_LINE_BREAK = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _T_LINE = "a line 'T<n>\\t<Type> <start> <end>[;<start> <end>...]\\t<text>'"
 
 
@@ -327,10 +330,14 @@ def write_brat(doc_id: str, text: str, spans: Iterable[tuple[int, int, str]], ou
 
     Args:
         spans: `(start, end, type)` character offsets (end exclusive). A span running over line
-            breaks is written as `;`-separated fragments, one per line, as brat expects.
+            breaks is written as `;`-separated fragments, one per line, as brat expects. The line
+            break itself (`\n`, the `\r` of CRLF, a lone `\r`, or any other character
+            `str.splitlines` breaks at) is never part of a fragment, so the `.ann` line's text
+            stays on one line; line breaks at the ends of a span are left out of it.
 
     Returns:
-        the `.ann` path. Raises `ValueError` for a span outside the text or empty.
+        the `.ann` path. Raises `ValueError` for a span outside the text, empty, or covering only
+        line breaks.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -340,11 +347,9 @@ def write_brat(doc_id: str, text: str, spans: Iterable[tuple[int, int, str]], ou
             raise ValueError(
                 f"{doc_id}: span {(start, end, entity_type)} is empty, outside the text (length {len(text)}) or badly typed"
             )
-        fragments, position = [], start
-        for piece in text[start:end].split("\n"):
-            if piece:
-                fragments.append((position, position + len(piece)))
-            position += len(piece) + 1
+        fragments = [m.span() for m in _NOT_LINE_BREAK.finditer(text, start, end)]
+        if not fragments:
+            raise ValueError(f"{doc_id}: span {(start, end, entity_type)} covers only line breaks")
         offsets = ";".join(f"{s} {e}" for s, e in fragments)
         surface = " ".join(text[s:e] for s, e in fragments)
         lines.append(f"T{number}\t{entity_type} {offsets}\t{surface}")
