@@ -20,7 +20,7 @@ from pathlib import Path
 from .bio import convert_scheme
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
-from .tagging import RawSentence, build_sentences, check_on_error, gc_paused, iter_lines
+from .tagging import RawSentence, iter_lines, read_tagged_files
 
 DOCSTART = "-DOCSTART-"
 _WHITESPACE = re.compile(r"[ \t]+")
@@ -54,26 +54,14 @@ def read_conll(
         `(sentences, report)`; `report.counts` has `documents`, `sentences`, `tokens` and the
         number of `-DOCSTART-` lines.
     """
-    check_on_error(on_error)
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    report = ConversionReport()
-    sentences: list[Sentence] = []
-    with gc_paused():  # many small objects; see tagging.gc_paused
-        for path in map(Path, paths):
-            raw, skipped, n_docs = _read_file(path, token_column, tag_column, delimiter, report, on_error)
-            report.counts["files"] += 1
-            report.counts["documents"] += n_docs
-            sentences += build_sentences(
-                raw,
-                path,
-                report,
-                input_scheme=input_scheme,
-                scheme=scheme,
-                o_prefix=o_prefix,
-                on_error=on_error,
-                skipped=skipped,
-            )
-    return sentences, report
+    return read_tagged_files(
+        paths,
+        lambda path, report: _read_file(path, token_column, tag_column, delimiter, report, on_error),
+        input_scheme=input_scheme,
+        scheme=scheme,
+        o_prefix=o_prefix,
+        on_error=on_error,
+    )
 
 
 def _read_file(

@@ -22,7 +22,7 @@ from pathlib import Path
 from .bio import spans_to_tags
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
-from .tagging import RawSentence, build_sentences, check_on_error, gc_paused, iter_lines
+from .tagging import RawSentence, iter_lines, read_tagged_files
 
 _COLUMNS = re.compile(r"[ \t]+")
 
@@ -52,29 +52,17 @@ def read_rocling(
     Returns:
         `(sentences, report)`.
     """
-    check_on_error(on_error)
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    sentences: list[Sentence] = []
-    report = ConversionReport()
-    with gc_paused():  # many small objects; see tagging.gc_paused
-        for path in map(Path, paths):
-            if _is_json_lines(path):
-                raw, skipped = _read_json_lines(path, report, on_error)
-            else:
-                raw, skipped = _read_char_lines(path, has_tags, report, on_error)
-            report.counts["files"] += 1
-            report.counts["documents"] += 1
-            sentences += build_sentences(
-                raw,
-                path,
-                report,
-                input_scheme=input_scheme,
-                scheme=scheme,
-                o_prefix=o_prefix,
-                on_error=on_error,
-                skipped=skipped,
-            )
-    return sentences, report
+
+    def read_file(path: Path, report: ConversionReport):
+        if _is_json_lines(path):
+            raw, skipped = _read_json_lines(path, report, on_error)
+        else:
+            raw, skipped = _read_char_lines(path, has_tags, report, on_error)
+        return raw, skipped, 1  # each file is one document
+
+    return read_tagged_files(
+        paths, read_file, input_scheme=input_scheme, scheme=scheme, o_prefix=o_prefix, on_error=on_error
+    )
 
 
 def _is_json_lines(path: Path) -> bool:

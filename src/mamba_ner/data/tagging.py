@@ -1,12 +1,13 @@
 """Shared by the readers: raw token/tag rows (ROCLING, CoNLL) -> `Sentence`, with every entity
-recorded in the `ConversionReport` (read, kept, repaired or dropped with a location); line
-iteration with file:line errors; a GC pause for bulk reading."""
+recorded in the `ConversionReport` (read, kept, repaired or dropped with a location); the
+per-file driver loop of those readers (`read_tagged_files`); line iteration with file:line
+errors; a GC pause for bulk reading."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,43 @@ def gc_paused():
 def check_on_error(on_error: str) -> None:
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def read_tagged_files(
+    paths: Iterable[str | Path] | str | Path,
+    read_file: Callable[[Path, ConversionReport], tuple[list[RawSentence], set[int], int]],
+    *,
+    input_scheme: str,
+    scheme: str,
+    o_prefix: str,
+    on_error: str,
+) -> tuple[list[Sentence], ConversionReport]:
+    """The file loop of the token/tag readers (CoNLL, ROCLING): one report for all `paths`.
+
+    `read_file(path, report)` reads one file into `(raw_sentences, skipped, n_documents)` (see
+    `build_sentences` for `skipped`); each file adds to `report.counts` `files` (1) and
+    `documents` (`n_documents`), and its sentences go through `build_sentences`.
+    """
+    check_on_error(on_error)
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    report = ConversionReport()
+    sentences: list[Sentence] = []
+    with gc_paused():  # many small objects; see gc_paused
+        for path in map(Path, paths):
+            raw, skipped, n_documents = read_file(path, report)
+            report.counts["files"] += 1
+            report.counts["documents"] += n_documents
+            sentences += build_sentences(
+                raw,
+                path,
+                report,
+                input_scheme=input_scheme,
+                scheme=scheme,
+                o_prefix=o_prefix,
+                on_error=on_error,
+                skipped=skipped,
+            )
+    return sentences, report
 
 
 def iter_lines(path: Path, report: ConversionReport, on_error: str) -> Iterator[tuple[int, str]]:
