@@ -18,8 +18,11 @@ projections, which dominate the cost on CPU, are paid once.
 
 Padding. Before the first block the real tokens of every row are packed to the front (a no-op for
 right-padded batches), so the causal convolution and scan never see padding before a real token.
-The backward direction reverses each row over its real tokens only (`reverse_index`), so a
-sentence gets the same hidden states alone or inside a padded batch, in both directions.
+The backward direction reads each row right to left over its real tokens only (`lengths`; see
+`scan.reverse_within_length`), so a sentence gets the same hidden states alone or inside a padded
+batch, in both directions. Its conv and scan walk memory backwards instead of flipping copies, and
+its scan also adds the forward direction's output, averages and applies the gate, so a
+bidirectional layer makes no extra pass over (b, l, d_in) tensors for the combination.
 """
 
 from __future__ import annotations
@@ -46,13 +49,6 @@ except ImportError:  # transformers 4.x
 logger = logging.get_logger(__name__)
 
 GENERIC_LABEL_PREFIX = "LABEL_"  # what PretrainedConfig invents when no labels are given
-
-
-def reverse_within_length(x: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
-    """Reverse each row of x (b, c, l) over its real tokens; `reverse_index` (b, l) or None = full flip."""
-    if reverse_index is None:
-        return x.flip(-1)
-    return x.gather(2, reverse_index.unsqueeze(1).expand_as(x))
 
 
 class MambaCrfRMSNorm(nn.Module):
@@ -107,10 +103,16 @@ class MambaCrfMixer(nn.Module):
             setattr(self, names.A_log, nn.Parameter(torch.empty(d_in, n)))
             setattr(self, names.D, nn.Parameter(torch.empty(d_in)))
 
-    def _ssm(self, x: torch.Tensor, names: SSMDirection) -> torch.Tensor:
-        """Conv + selective scan of one direction, in its own reading order. x: (b, d_in, l) -> (b, d_in, l)."""
+    def _ssm(self, x: torch.Tensor, names: SSMDirection, reverse: bool = False, lengths: torch.Tensor | None = None,
+             **combine) -> torch.Tensor:
+        """Conv + selective scan of one direction. x: (b, d_in, l) -> (b, d_in, l), in memory order.
+
+        `reverse`/`lengths`: read right to left over each row's first `lengths[b]` tokens (None: all);
+        `combine`: `z`, `y_add`, `out_scale` of `selective_scan` (out = out_scale (y + y_add) silu(z)).
+        """
         conv = getattr(self, names.conv1d)
-        x = causal_conv1d(x, conv.weight.squeeze(1), conv.bias, activation="silu")  # (b, d_in, l)
+        x = causal_conv1d(x, conv.weight.squeeze(1), conv.bias, activation="silu", reverse=reverse,
+                          lengths=lengths)  # (b, d_in, l)
         x_dbl = getattr(self, names.x_proj)(x.transpose(1, 2))  # (b, l, r + 2n)
         dt, B, C = torch.split(x_dbl, [self.time_step_rank, self.ssm_state_size, self.ssm_state_size], dim=-1)
         dt_proj = getattr(self, names.dt_proj)
@@ -118,18 +120,19 @@ class MambaCrfMixer(nn.Module):
         A = -torch.exp(getattr(self, names.A_log).float())  # (d_in, n)
         return selective_scan(
             x, dt, A, B.transpose(1, 2), C.transpose(1, 2), getattr(self, names.D).float(),
-            z=None, delta_bias=dt_proj.bias.float(), delta_softplus=True,
+            delta_bias=dt_proj.bias.float(), delta_softplus=True, reverse=reverse, lengths=lengths, **combine,
         )  # (b, d_in, l)
 
-    def forward(self, hidden_states: torch.Tensor, reverse_index: torch.Tensor | None = None) -> torch.Tensor:
-        """hidden_states: (b, l, d), real tokens packed to the front of each row -> (b, l, d)."""
+    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden_states: (b, l, d), real tokens packed to the front of each row; lengths: (b,) real
+        tokens per row, None when no row is padded -> (b, l, d)."""
         projected = self.in_proj(hidden_states).transpose(1, 2)  # (b, 2 d_in, l)
         x, gate = projected.chunk(2, dim=1)  # (b, d_in, l) each
-        y = self._ssm(x, FORWARD)
-        if self.bidirectional:
-            y_backward = self._ssm(reverse_within_length(x, reverse_index), BACKWARD)
-            y = 0.5 * (y + reverse_within_length(y_backward, reverse_index))
-        y = y * F.silu(gate)  # (b, d_in, l)
+        if self.bidirectional:  # y = (y_forward + y_backward) / 2 * silu(gate), combined in the second scan
+            y_forward = self._ssm(x, FORWARD)
+            y = self._ssm(x, BACKWARD, reverse=True, lengths=lengths, z=gate, y_add=y_forward, out_scale=0.5)
+        else:
+            y = self._ssm(x, FORWARD, z=gate)  # (b, d_in, l)
         return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype))  # (b, l, d)
 
 
@@ -140,9 +143,9 @@ class MambaCrfBlock(nn.Module):
         self.norm = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.mixer = MambaCrfMixer(config, layer_idx=layer_idx)
 
-    def forward(self, hidden_states: torch.Tensor, reverse_index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         residual = hidden_states
-        hidden_states = self.mixer(self.norm(hidden_states.to(self.norm.weight.dtype)), reverse_index)
+        hidden_states = self.mixer(self.norm(hidden_states.to(self.norm.weight.dtype)), lengths)
         if self.residual_in_fp32:
             residual = residual.to(torch.float32)
         return residual + hidden_states
@@ -248,23 +251,20 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         hidden_states = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (b, l, d)
         b, l = hidden_states.shape[:2]
 
-        order = reverse_index = mask = None
+        order = lengths = mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask.bool()  # (b, l)
-            lengths = mask.sum(1)  # (b,)
+            lengths = mask.sum(1)  # (b,) real tokens per row
             positions = torch.arange(l, device=mask.device)
             if not bool((mask == (positions[None, :] < lengths[:, None])).all()):  # not right-padded: pack
                 _, order, hidden_states = pack_by_mask(mask, hidden_states)
-            reverse_index = torch.where(
-                positions[None, :] < lengths[:, None], lengths[:, None] - 1 - positions[None, :], positions[None, :]
-            )  # (b, l): reverses the real tokens, leaves padding in place
 
         hidden_states = self.dropout(hidden_states)
         all_hidden_states = () if output_hidden_states else None
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            hidden_states = layer(hidden_states, reverse_index)
+            hidden_states = layer(hidden_states, lengths)
         hidden_states = self.norm_f(hidden_states)
         if output_hidden_states:
             all_hidden_states += (hidden_states,)

@@ -30,6 +30,15 @@ keep the state only at chunk boundaries and recompute the rest in backward.
 
 `causal_conv1d` (the depthwise conv + SiLU in front of the scan) follows the same pattern: the
 `causal_conv1d` CUDA kernel, a channels-last C++ kernel, and `causal_conv1d_ref` (`F.conv1d`).
+
+Direction and combination (keyword-only, for the bidirectional model; every path takes them):
+    reverse, lengths   read each row right to left over its first ``lengths[b]`` positions (all of
+                       them when ``lengths`` is None); the padding after them keeps its place and is
+                       read last. Same as `reverse_within_length` before and after the left-to-right
+                       function, which is how the non-C++ paths do it; the C++ kernels only change
+                       the order in which they walk memory, so nothing is copied.
+    y_add, out_scale   ``out = out_scale * (y + y_add) * silu(z)``: the backward direction adds the
+                       forward one's output and averages inside the kernel (scan only).
 """
 import logging
 import os
@@ -77,6 +86,32 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
         raise ValueError("length must be at least 1")
 
 
+def reverse_index(lengths, length):
+    """(b, length) gather index that reverses the first ``lengths[b]`` positions of each row and leaves
+    the rest in place (an involution)."""
+    positions = torch.arange(length, device=lengths.device)
+    lengths = lengths[:, None]
+    return torch.where(positions[None, :] < lengths, lengths - 1 - positions[None, :], positions[None, :])
+
+
+def reverse_within_length(x, lengths=None):
+    """Reverse each row of x (b, c, l) over its first ``lengths[b]`` positions; None = a full flip."""
+    if lengths is None:
+        return x.flip(-1)
+    index = reverse_index(lengths, x.shape[-1])
+    return x.gather(2, index.unsqueeze(1).expand_as(x))
+
+
+def _check_direction(u, lengths, reverse):
+    if lengths is None:
+        return
+    if not reverse:
+        raise ValueError("lengths only applies with reverse=True")
+    if lengths.dim() != 1 or lengths.shape[0] != u.shape[0] or lengths.dtype != torch.long:
+        raise ValueError(f"lengths must be an int64 tensor of shape (batch,) = ({u.shape[0]},), "
+                         f"got {lengths.dtype} {tuple(lengths.shape)}")
+
+
 def _compute_dtype(u):
     return torch.float64 if u.dtype == torch.float64 else torch.float32
 
@@ -89,7 +124,7 @@ def _to(t, dtype):
 # Reference
 # --------------------------------------------------------------------------------------------
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+                       return_last_state=False, *, reverse=False, lengths=None, y_add=None, out_scale=1.0):
     """Plain selective scan: one step per position, autograd does the backward.
 
     Args:
@@ -102,12 +137,17 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         delta_bias (`torch.Tensor` of shape `(d,)`, *optional*): added to delta.
         delta_softplus (`bool`): apply softplus to ``delta + delta_bias``.
         return_last_state (`bool`): also return the final state.
+        reverse, lengths, y_add, out_scale: direction and combination (module docstring).
 
     Returns:
         out `(b, d, l)` in u's dtype, and with ``return_last_state`` the state `(b, d, n)` in the
         compute dtype (float32, or float64 for float64 inputs).
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    _check_direction(u, lengths, reverse)
+    if reverse or y_add is not None or out_scale != 1.0:
+        return _composed(selective_scan_ref, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                         return_last_state, reverse, lengths, y_add, out_scale)
     dtype_in = u.dtype
     cdt = _compute_dtype(u)
     u, delta, A, B, C = (t.to(cdt) for t in (u, delta, A, B, C))
@@ -127,6 +167,30 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     out = y if z is None else y * F.silu(z.to(cdt))
     out = out.to(dtype_in)
     return (out, h) if return_last_state else out
+
+
+def _composed(scan, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, reverse, lengths,
+              y_add, out_scale):
+    """Direction and combination around a left-to-right `scan` that knows neither: reverse the inputs,
+    scan, reverse the output back, then add, scale and gate."""
+    _check_direction(u, lengths, reverse)
+    if y_add is not None and y_add.shape != u.shape:
+        raise ValueError(f"y_add must have u's shape {tuple(u.shape)}, got {tuple(y_add.shape)}")
+    if reverse:
+        u, delta, B, C = (reverse_within_length(t, lengths) for t in (u, delta, B, C))
+    out, last_state = scan(u, delta, A, B, C, D, None, delta_bias, delta_softplus, True)
+    cdt = _compute_dtype(u)
+    out = out.to(cdt)
+    if reverse:
+        out = reverse_within_length(out, lengths)
+    if y_add is not None:
+        out = out + y_add.to(cdt)
+    if out_scale != 1.0:
+        out = out * out_scale
+    if z is not None:
+        out = out * F.silu(z.to(cdt))
+    out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,9 +307,13 @@ class _TorchScan(torch.autograd.Function):
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         return_last_state=False):
+                         return_last_state=False, *, reverse=False, lengths=None, y_add=None, out_scale=1.0):
     """Pure-PyTorch fast path; same arguments and results as `selective_scan_ref`."""
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    _check_direction(u, lengths, reverse)
+    if reverse or y_add is not None or out_scale != 1.0:
+        return _composed(selective_scan_torch, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                         return_last_state, reverse, lengths, y_add, out_scale)
     cdt = _compute_dtype(u)
     out, last_state = _TorchScan.apply(u.to(cdt), delta.to(cdt), A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt),
                                        _to(z, cdt), _to(delta_bias, cdt), delta_softplus)
@@ -258,6 +326,13 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 # --------------------------------------------------------------------------------------------
 _CPP_CHUNK = 32  # steps between stored states; backward recomputes the rest into a per-thread buffer
 _CPP_MAX_STATE = 128  # kMaxState in the kernel
+
+
+def _channels_last(t):
+    """(b, d, l) -> a (b, l, d) view with contiguous channels, copying only when the channels are not
+    (the kernels take rows spaced wider than d, such as a slice of the input projection, as they are)."""
+    t = t.transpose(1, 2)
+    return t if t.stride(2) == 1 else t.contiguous()
 
 
 def cpu_kernel_available():
@@ -273,50 +348,63 @@ class _CppScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, y_add, out_scale, lengths, reverse):
         ops = load_cpu_kernel()
         u_, delta_ = u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous()  # (b, l, d)
-        z_ = None if z is None else z.transpose(1, 2).contiguous()
+        z_ = None if z is None else _channels_last(z)
+        y_add_ = None if y_add is None else y_add.transpose(1, 2).contiguous()
         A_ = A.t().contiguous()  # (n, d)
         B_, C_ = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (b, l, n)
         D = None if D is None else D.contiguous()
         delta_bias = None if delta_bias is None else delta_bias.contiguous()
         save = any(ctx.needs_input_grad)
         out, last_state, checkpoints, y = ops.fwd(u_, delta_, A_, B_, C_, D, z_, delta_bias, delta_softplus,
-                                                  _CPP_CHUNK, save)
+                                                  _CPP_CHUNK, save, y_add_, out_scale, lengths, reverse)
         if save:  # y: output before the gate, kept for dz
-            ctx.save_for_backward(u_, delta_, A_, B_, C_, D, z_, delta_bias, None if z is None else y, checkpoints)
-            ctx.delta_softplus = delta_softplus
+            ctx.save_for_backward(u_, delta_, A_, B_, C_, D, z_, delta_bias, None if z is None else y, checkpoints,
+                                  lengths)
+            ctx.delta_softplus, ctx.out_scale, ctx.reverse = delta_softplus, out_scale, reverse
+            ctx.has_y_add = y_add is not None
         ctx.mark_non_differentiable(last_state)
         return out.transpose(1, 2), last_state
 
     @staticmethod
     def backward(ctx, g, _g_last_state):
-        u_, delta_, A_, B_, C_, D, z_, delta_bias, y, checkpoints = ctx.saved_tensors
+        u_, delta_, A_, B_, C_, D, z_, delta_bias, y, checkpoints, lengths = ctx.saved_tensors
         g_ = g.to(u_.dtype).transpose(1, 2).contiguous()  # (b, l, d)
-        du, ddelta, dA, dB, dC, dD, dz, dbias = load_cpu_kernel().bwd(
-            u_, delta_, A_, B_, C_, D, z_, delta_bias, ctx.delta_softplus, y, checkpoints, g_, _CPP_CHUNK)
+        du, ddelta, dA, dB, dC, dD, dz, dbias, dy_add = load_cpu_kernel().bwd(
+            u_, delta_, A_, B_, C_, D, z_, delta_bias, ctx.delta_softplus, y, checkpoints, g_, _CPP_CHUNK,
+            ctx.out_scale, lengths, ctx.reverse, ctx.has_y_add)
         return (du.transpose(1, 2), ddelta.transpose(1, 2), dA.t(), dB.transpose(1, 2), dC.transpose(1, 2),
                 None if D is None else dD, None if z_ is None else dz.transpose(1, 2),
-                None if delta_bias is None else dbias, None)
+                None if delta_bias is None else dbias, None,
+                dy_add.transpose(1, 2) if ctx.has_y_add else None, None, None, None)
 
 
 def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+                       return_last_state=False, *, reverse=False, lengths=None, y_add=None, out_scale=1.0):
     """Compiled CPU path; same arguments and results as `selective_scan_ref`.
 
     Raises RuntimeError when the kernel could not be compiled (see `cpu_kernel_available`).
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    _check_direction(u, lengths, reverse)
+    if y_add is not None and y_add.shape != u.shape:
+        raise ValueError(f"y_add must have u's shape {tuple(u.shape)}, got {tuple(y_add.shape)}")
     if load_cpu_kernel() is None:
         raise RuntimeError("the C++ selective scan could not be compiled (see the logged warning)")
     if A.shape[1] > _CPP_MAX_STATE:
         raise ValueError(f"the C++ scan supports d_state <= {_CPP_MAX_STATE}, got {A.shape[1]}")
     cdt = _compute_dtype(u)
     out, last_state = _CppScan.apply(u.to(cdt), delta.to(cdt), A.to(cdt), B.to(cdt), C.to(cdt), _to(D, cdt),
-                                     _to(z, cdt), _to(delta_bias, cdt), bool(delta_softplus))
+                                     _to(z, cdt), _to(delta_bias, cdt), bool(delta_softplus), _to(y_add, cdt),
+                                     float(out_scale), _lengths_arg(lengths, reverse), bool(reverse))
     out = out.to(u.dtype)
     return (out, last_state) if return_last_state else out
+
+
+def _lengths_arg(lengths, reverse):
+    return lengths.contiguous() if (reverse and lengths is not None) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,24 +418,29 @@ def _requested_path():
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False):
+                   return_last_state=False, *, reverse=False, lengths=None, y_add=None, out_scale=1.0):
     """Selective scan with mamba_ssm's ``selective_scan_fn`` signature; see `selective_scan_ref`.
 
     Uses mamba_ssm on CUDA tensors when it imports, the compiled CPU kernel on CPU tensors when it
-    compiles, and the pure-PyTorch path otherwise. ``MAMBA_NER_SCAN`` forces one path.
+    compiles, and the pure-PyTorch path otherwise. ``MAMBA_NER_SCAN`` forces one path. The
+    keyword-only direction and combination arguments are described in the module docstring.
     """
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    extra = dict(reverse=reverse, lengths=lengths, y_add=y_add, out_scale=out_scale)
     path = _requested_path()
     if path == "ref":
-        return selective_scan_ref(*args)
+        return selective_scan_ref(*args, **extra)
     if path == "cuda" or (path == "auto" and u.is_cuda and _mamba_ssm_scan is not None):
         if _mamba_ssm_scan is None:
             raise RuntimeError(f"{SCAN_ENV_VAR}=cuda but mamba_ssm is not importable")
+        if reverse or y_add is not None or out_scale != 1.0:
+            _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+            return _composed(_mamba_ssm_scan, *args, **extra)
         return _mamba_ssm_scan(*args)
     if path == "cpp" or (path == "auto" and u.device.type == "cpu" and A.shape[-1] <= _CPP_MAX_STATE
                          and cpu_kernel_available()):
-        return selective_scan_cpp(*args)
-    return selective_scan_torch(*args)
+        return selective_scan_cpp(*args, **extra)
+    return selective_scan_torch(*args, **extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,15 +456,20 @@ def _check_conv(x, weight, bias, activation):
         raise ValueError(f"activation must be None, 'silu' or 'swish', got {activation!r}")
 
 
-def causal_conv1d_ref(x, weight, bias=None, activation="silu"):
+def causal_conv1d_ref(x, weight, bias=None, activation="silu", *, reverse=False, lengths=None):
     """Depthwise causal conv1d with `F.conv1d`: out_t = Σ_j weight[:, j] x_{t-(width-1)+j} (+ bias).
 
     Args:
         x (`torch.Tensor` of shape `(b, d, l)`), weight `(d, width)`, bias `(d,)` or None;
-        activation: None, "silu" or "swish" (the same).
+        activation: None, "silu" or "swish" (the same);
+        reverse, lengths: read right to left (module docstring): "causal" in that reading order.
     Returns: `(b, d, l)`.
     """
     _check_conv(x, weight, bias, activation)
+    _check_direction(x, lengths, reverse)
+    if reverse:
+        out = causal_conv1d_ref(reverse_within_length(x, lengths), weight, bias, activation)
+        return reverse_within_length(out, lengths)
     width = weight.shape[1]
     out = F.conv1d(x, weight[:, None, :], bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
     return out if activation is None else F.silu(out)
@@ -381,36 +479,42 @@ class _CppConv(torch.autograd.Function):
     """Channels-last C++ conv: (b, l, d) memory inside; x given as (b, d, l), possibly a transposed view."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, silu):
+    def forward(ctx, x, weight, bias, silu, lengths, reverse):
         ops = load_cpu_kernel()
-        x_ = x.transpose(1, 2).contiguous()  # (b, l, d)
+        x_ = _channels_last(x)  # (b, l, d)
         weight_ = weight.t().contiguous()  # (width, d)
         bias = None if bias is None else bias.contiguous()
-        ctx.save_for_backward(x_, weight_, bias)
-        ctx.silu = silu
-        return ops.conv_fwd(x_, weight_, bias, silu).transpose(1, 2)
+        ctx.save_for_backward(x_, weight_, bias, lengths)
+        ctx.silu, ctx.reverse = silu, reverse
+        return ops.conv_fwd(x_, weight_, bias, silu, lengths, reverse).transpose(1, 2)
 
     @staticmethod
     def backward(ctx, g):
-        x_, weight_, bias = ctx.saved_tensors
+        x_, weight_, bias, lengths = ctx.saved_tensors
         dx, dweight, dbias = load_cpu_kernel().conv_bwd(x_, weight_, bias, g.to(x_.dtype).transpose(1, 2).contiguous(),
-                                                        ctx.silu)
-        return dx.transpose(1, 2), dweight.t(), None if bias is None else dbias, None
+                                                        ctx.silu, lengths, ctx.reverse)
+        return dx.transpose(1, 2), dweight.t(), None if bias is None else dbias, None, None, None
 
 
-def causal_conv1d(x, weight, bias=None, activation="silu"):
+def causal_conv1d(x, weight, bias=None, activation="silu", *, reverse=False, lengths=None):
     """Same as `causal_conv1d_ref`; the `causal_conv1d` kernel for CUDA tensors when installed, the C++
     kernel on CPU (channels last, SiLU fused: the output is a (b, d, l) view of (b, l, d) memory, which
     is the layout `selective_scan` takes without a copy), `causal_conv1d_ref` otherwise.
-    ``MAMBA_NER_SCAN`` picks the path as for the scan (ref and torch both mean `F.conv1d`)."""
+    ``MAMBA_NER_SCAN`` picks the path as for the scan (ref and torch both mean `F.conv1d`).
+    ``reverse``/``lengths``: see `causal_conv1d_ref`."""
     _check_conv(x, weight, bias, activation)
+    _check_direction(x, lengths, reverse)
     path = _requested_path()
     if path in ("auto", "cuda") and x.is_cuda and _cuda_causal_conv1d is not None:
+        if reverse:
+            out = _cuda_causal_conv1d(reverse_within_length(x, lengths), weight, bias, activation=activation)
+            return reverse_within_length(out, lengths)
         return _cuda_causal_conv1d(x, weight, bias, activation=activation)
     if path == "cpp" or (path == "auto" and x.device.type == "cpu" and cpu_kernel_available()):
         if load_cpu_kernel() is None:
             raise RuntimeError("the C++ kernels could not be compiled (see the logged warning)")
         cdt = _compute_dtype(x)
-        out = _CppConv.apply(x.to(cdt), weight.to(cdt), _to(bias, cdt), activation is not None)
+        out = _CppConv.apply(x.to(cdt), weight.to(cdt), _to(bias, cdt), activation is not None,
+                             _lengths_arg(lengths, reverse), bool(reverse))
         return out.to(x.dtype)
-    return causal_conv1d_ref(x, weight, bias, activation)
+    return causal_conv1d_ref(x, weight, bias, activation, reverse=reverse, lengths=lengths)

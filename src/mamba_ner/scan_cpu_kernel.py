@@ -21,6 +21,11 @@ its channels into its own partial buffer and the partials are added in a fixed o
 so results do not depend on the thread count.
 Layout (channels last, as the model's projections produce them): u, Δ, z, out, y (b, l, d);
 B, C (b, l, n); A transposed to (n, d); checkpoints (b, chunks, n, d); last state (b, d, n).
+z (and the conv's x) may have rows spaced wider than d: a slice of the input projection is read in
+place. Reading order (`Order`): left to right, or right to left over each row's first ``lengths[b]``
+positions with the padding after them read last; the kernels walk memory in that order (nothing is
+flipped) and the checkpoints follow reading positions. For the bidirectional model the second scan
+also takes ``yadd`` and ``scale``: out = scale (y + yadd) silu(z), and backward returns d yadd.
 
 The same extension holds the depthwise causal conv1d (+ SiLU) in front of the scan, also channels
 last: x and out (b, l, d), weight transposed to (width, d).
@@ -71,8 +76,28 @@ typedef int32_t VecI __attribute__((vector_size(64)));
 template <typename T>
 inline Vec<T> splat(T x) { return Vec<T>{} + x; }
 
-// exp of every lane with no calls or branches; Cephes expf polynomial, relative error about 1e-7;
-// 0 below the float range, NaN propagates.
+// exp of every lane with no calls or branches, NaN propagates.
+#if defined(__AVX512F__)
+// x = k ln2 + r (|r| <= ln2 / 2, two-constant Cody-Waite reduction), e^r by a degree-6 polynomial
+// fitted for relative error (8e-8 measured in float32, about 1 ulp), then scalef: p 2^k, which gives
+// the denormals, 0 and inf at the ends of the range. 13 instructions.
+inline VecF vexp(VecF xv) {
+  const __m512 x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), (__m512)xv));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fmadd_ps(k, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 q = _mm512_set1_ps(1.381948707e-3f);
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.368706331e-3f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.166829959e-2f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.666652113e-1f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.999999404e-1f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
+  return (VecF)_mm512_scalef_ps(q, k);
+}
+#else
+// Cephes expf polynomial, relative error about 1e-7; 0 below the normal float range.
 inline VecF vexp(VecF x) {
   const VecF lo = splat(-87.3365447f), hi = splat(88.3762626f);
   VecF xc = x < lo ? lo : x;
@@ -92,6 +117,7 @@ inline VecF vexp(VecF x) {
   const VecF v = q * (VecF)bits;
   return x < lo ? VecF{} : v;
 }
+#endif
 // lanes as a plain array (GCC cannot subscript vectors of a template-dependent type)
 template <typename T>
 struct Lanes {
@@ -185,11 +211,26 @@ struct Dims {
   int64_t nb, L, nd, N, K, nck;
 };
 
+// Reading order. Left to right, reading position p is memory position p. Right to left (`rev`),
+// the first `len` positions of a row are read backwards and the padding after them keeps its place
+// and is read last: p -> len - 1 - p for p < len, p otherwise (`len` = the row's length, or L).
+struct Order {
+  bool rev;
+  const int64_t* lens;  // (b,) or null: every row has length L
+  int64_t L;
+  inline int64_t len(int64_t b) const { return lens ? lens[b] : L; }
+  inline int64_t at(int64_t len_b, int64_t p) const { return rev && p < len_b ? len_b - 1 - p : p; }
+};
+
 template <typename T>
 struct Fwd {  // pointers; optional ones may be null. dt is delta before bias and softplus
   const T *u, *dt, *z, *A, *B, *C, *D, *dbias;
   bool softplus;
   T *out, *last, *ckpt, *ysave;
+  const T* yadd;  // added to y before the scale and the gate
+  T scale;        // out = scale * (y + yadd) * silu(z)
+  Order order;
+  int64_t zsb, zsl;  // z's batch and row strides (its channels are contiguous)
 };
 
 // Forward over the whole sequence for one block of W channels [d0, d0 + w) of batch row b.
@@ -203,19 +244,21 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
   const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
   const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
   int64_t next_ckpt = 0;
-  for (int64_t t = 0; t < s.L; ++t) {
+  const int64_t len_b = p.order.len(b);
+  for (int64_t t = 0; t < s.L; ++t) {  // t: reading position; m: memory position
     if (p.ckpt && t == next_ckpt) {
       T* ck = p.ckpt + ((b * s.nck + t / s.K) * N) * nd + d0;
       for (int n = 0; n < N; ++n) store<T, FULL>(ck + n * nd, h[n], w);
       next_ckpt += s.K;
     }
-    const int64_t row = (b * s.L + t) * nd + d0;
+    const int64_t m = p.order.at(len_b, t);
+    const int64_t row = (b * s.L + m) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
     V dtv = load<T, FULL>(p.dt + row, w) + biasv;
     if (p.softplus) dtv = vsoftplus(dtv);
     const V dtu = dtv * uv;
-    const T* Bs = p.B + (b * s.L + t) * N;
-    const T* Cs = p.C + (b * s.L + t) * N;
+    const T* Bs = p.B + (b * s.L + m) * N;
+    const T* Cs = p.C + (b * s.L + m) * N;
     V y0 = {}, y1 = {};  // two accumulators: shorter dependency chain
     int n = 0;
     for (; n + 1 < N; n += 2) {
@@ -229,9 +272,11 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
       y0 += h[n] * Cs[n];
     }
     V y = y0 + y1 + Dv * uv;
+    if (p.yadd) y += load<T, FULL>(p.yadd + row, w);
+    if (p.scale != T(1)) y *= p.scale;
     if (p.z) {
       if (p.ysave) store<T, FULL>(p.ysave + row, y, w);  // y before the gate, for dz in backward
-      const V zv = load<T, FULL>(p.z + row, w);
+      const V zv = load<T, FULL>(p.z + b * p.zsb + m * p.zsl + d0, w);
       y *= zv * vsigmoid<T>(zv);
     }
     store<T, FULL>(p.out + row, y, w);
@@ -247,6 +292,10 @@ struct Bwd {
   const T *u, *dt, *z, *A, *B, *C, *D, *dbias, *ckpt, *ysave, *g;
   bool softplus;
   T *du, *ddt, *dz;  // ddt: gradient wrt delta (before bias and softplus)
+  T* dyadd;          // gradient wrt yadd (null: not wanted)
+  T scale;
+  Order order;
+  int64_t zsb, zsl;
 };
 
 // Scratch of one work item, in vectors.
@@ -276,16 +325,18 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
   }
   const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
   const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
+  const int64_t len_b = p.order.len(b);
   // 1. recompute the chunk's states, and go through the gate and the skip connection
   for (int64_t j = 0; j < kk; ++j) {
-    const int64_t row = (b * s.L + t0 + j) * nd + d0;
+    const int64_t m = p.order.at(len_b, t0 + j);  // memory position of reading position t0 + j
+    const int64_t row = (b * s.L + m) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
     const V pre = load<T, FULL>(p.dt + row, w) + biasv;
     const V dtv = p.softplus ? vsoftplus(pre) : pre;
     sc.dt[j] = dtv;
     sc.ddt_dpre[j] = p.softplus ? vsigmoid<T>(pre) : splat(T(1));
     const V dtu = dtv * uv;
-    const T* Bs = p.B + (b * s.L + t0 + j) * N;
+    const T* Bs = p.B + (b * s.L + m) * N;
     V* hs = sc.hbuf + j * N;
     V* das = sc.dabuf + j * N;
     for (int n = 0; n < N; ++n) {
@@ -296,22 +347,25 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
     }
     V gg = load<T, FULL>(p.g + row, w);
     if (p.z) {
-      const V zv = load<T, FULL>(p.z + row, w), sz = vsigmoid<T>(zv);
+      const V zv = load<T, FULL>(p.z + b * p.zsb + m * p.zsl + d0, w), sz = vsigmoid<T>(zv);
       store<T, FULL>(p.dz + row, gg * load<T, FULL>(p.ysave + row, w) * sz * (T(1) + zv * (T(1) - sz)), w);
       gg *= zv * sz;
     }
+    if (p.scale != T(1)) gg *= p.scale;
+    if (p.dyadd) store<T, FULL>(p.dyadd + row, gg, w);
     sc.gy[j] = gg;
     *dD += gg * uv;
   }
   // 2. adjoint recurrence, backwards through the chunk
   for (int64_t j = kk - 1; j >= 0; --j) {
-    const int64_t row = (b * s.L + t0 + j) * nd + d0;
+    const int64_t m = p.order.at(len_b, t0 + j);
+    const int64_t row = (b * s.L + m) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
     const V dtv = sc.dt[j];
     const V dtu = dtv * uv;
     const V gy = sc.gy[j];
-    const T* Bs = p.B + (b * s.L + t0 + j) * N;
-    const T* Cs = p.C + (b * s.L + t0 + j) * N;
+    const T* Bs = p.B + (b * s.L + m) * N;
+    const T* Cs = p.C + (b * s.L + m) * N;
     const V* hc = sc.hbuf + j * N;
     const V* hp = j > 0 ? sc.hbuf + (j - 1) * N : h0;
     const V* da = sc.dabuf + j * N;
@@ -394,11 +448,14 @@ void scan_bwd_impl(const Bwd<T>& p, const Dims& s, int64_t G, T* dApart, T* dDpa
           if (w == W) bwd_block_chunk<T, NT, true>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N, dh + 2 * N + 1);
           else bwd_block_chunk<T, NT, false>(p, s, sc, b, d0, w, ck, dh, dh + N, dh + 2 * N, dh + 2 * N + 1);
         }
-        for (int64_t j = 0; j < kk; ++j)
+        const int64_t len_b = p.order.len(b);
+        for (int64_t j = 0; j < kk; ++j) {
+          const int64_t m = p.order.at(len_b, t0 + j);
           for (int64_t n = 0; n < N; ++n) {
-            dBpart[(item * s.L + t0 + j) * N + n] = hsum<T>(sc.accB[j * N + n]);
-            dCpart[(item * s.L + t0 + j) * N + n] = hsum<T>(sc.accC[j * N + n]);
+            dBpart[(item * s.L + m) * N + n] = hsum<T>(sc.accB[j * N + n]);
+            dCpart[(item * s.L + m) * N + n] = hsum<T>(sc.accC[j * N + n]);
           }
+        }
       }
       for (int64_t blk = blk0; blk < blk1; ++blk) {
         const int64_t d0 = blk * W;
@@ -469,6 +526,32 @@ const T* opt_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int
   return t->data_ptr<T>();
 }
 
+// A (b, l, d) tensor whose channels are contiguous but whose rows may be spaced wider than d (a
+// slice of a wider projection): checked, and its batch and row strides returned.
+template <typename T>
+const T* rows_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int64_t* sb, int64_t* sl) {
+  *sb = like.size(1) * like.size(2);
+  *sl = like.size(2);
+  if (!t.has_value() || !t->defined()) return nullptr;
+  TORCH_CHECK(t->sizes() == like.sizes() && t->scalar_type() == like.scalar_type() && t->device().is_cpu() &&
+                  (t->stride(2) == 1 || t->size(2) == 1),
+              "a (b, l, d) input must have u's shape and dtype and contiguous channels");
+  *sb = t->stride(0);
+  *sl = t->stride(1);
+  return t->data_ptr<T>();
+}
+
+// Reading order from the optional lengths (int64 (b,), each in [0, L]) and the direction.
+Order make_order(const c10::optional<at::Tensor>& lengths, bool reverse, int64_t nb, int64_t L) {
+  if (!lengths.has_value() || !lengths->defined()) return Order{reverse, nullptr, L};
+  const at::Tensor& t = *lengths;
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == nb && t.scalar_type() == at::kLong && t.is_contiguous() &&
+                  t.device().is_cpu(), "lengths must be a contiguous int64 CPU tensor of shape (batch,)");
+  const int64_t* lp = t.data_ptr<int64_t>();
+  for (int64_t b = 0; b < nb; ++b) TORCH_CHECK(lp[b] >= 0 && lp[b] <= L, "lengths must lie in [0, length]");
+  return Order{reverse, lp, L};
+}
+
 // d_state known at compile time for Mamba's 16 (float only; float64 is for tests); any other at run time
 #define DISPATCH_STATE(N, NAME, ...)                                                  \
   if constexpr (std::is_same<scalar_t, float>::value) {                               \
@@ -481,8 +564,10 @@ const T* opt_ptr(const c10::optional<at::Tensor>& t, const at::Tensor& like, int
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
     const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
     const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& dbias,
-    bool softplus, int64_t K, bool save) {
+    bool softplus, int64_t K, bool save, const c10::optional<at::Tensor>& yadd, double scale,
+    const c10::optional<at::Tensor>& lengths, bool reverse) {
   const Dims s = check(u, dt, A, Bt, Ct, K);
+  const Order order = make_order(lengths, reverse, s.nb, s.L);
   at::Tensor out = at::empty_like(u);
   at::Tensor last = at::empty({s.nb, s.nd, s.N}, u.options());
   at::Tensor ckpt = save ? at::empty({s.nb, s.nck, s.N, s.nd}, u.options()) : at::empty({0}, u.options());
@@ -494,11 +579,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> scan_fwd(
     return {out, last, ckpt, ysave};
   }
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_fwd", [&] {
-    Fwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
+    int64_t zsb, zsl;
+    const scalar_t* zp = rows_ptr<scalar_t>(z, u, &zsb, &zsl);
+    Fwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), zp,
                     A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
                     opt_ptr<scalar_t>(D, u, s.nd), opt_ptr<scalar_t>(dbias, u, s.nd), softplus,
                     out.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(),
-                    save ? ckpt.data_ptr<scalar_t>() : nullptr, keep_y ? ysave.data_ptr<scalar_t>() : nullptr};
+                    save ? ckpt.data_ptr<scalar_t>() : nullptr, keep_y ? ysave.data_ptr<scalar_t>() : nullptr,
+                    opt_ptr<scalar_t>(yadd, u, u.numel()), (scalar_t)scale, order, zsb, zsl};
     DISPATCH_STATE(s.N, scan_fwd_impl, p, s)
   });
   return {out, last, ckpt, ysave};
@@ -508,8 +596,10 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
                                  const at::Tensor& Bt, const at::Tensor& Ct, const c10::optional<at::Tensor>& D,
                                  const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& dbias,
                                  bool softplus, const c10::optional<at::Tensor>& ysave,
-                                 const at::Tensor& ckpt, const at::Tensor& g, int64_t K) {
+                                 const at::Tensor& ckpt, const at::Tensor& g, int64_t K, double scale,
+                                 const c10::optional<at::Tensor>& lengths, bool reverse, bool want_dyadd) {
   const Dims s = check(u, dt, A, Bt, Ct, K);
+  const Order order = make_order(lengths, reverse, s.nb, s.L);
   TORCH_CHECK(g.sizes() == u.sizes() && g.is_contiguous() && g.scalar_type() == u.scalar_type(), "bad grad");
   TORCH_CHECK(ckpt.dim() == 4 && ckpt.size(1) == s.nck && ckpt.is_contiguous(), "bad checkpoints");
   const bool has_z = z.has_value() && z->defined();
@@ -517,7 +607,7 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
     return {at::zeros_like(u), at::zeros_like(u), at::zeros({s.N, s.nd}, u.options()),
             at::zeros({s.nb, s.L, s.N}, u.options()), at::zeros({s.nb, s.L, s.N}, u.options()),
             at::zeros({s.nd}, u.options()), has_z ? at::zeros_like(u) : at::empty({0}, u.options()),
-            at::zeros({s.nd}, u.options())};
+            at::zeros({s.nd}, u.options()), want_dyadd ? at::zeros_like(u) : at::empty({0}, u.options())};
   }
   constexpr int64_t W64 = 64;  // bytes per vector block
   const int64_t W = W64 / (int64_t)u.element_size();
@@ -527,6 +617,7 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
   const int64_t G = std::min<int64_t>(nblk, std::max<int64_t>(1, (16 + s.nb - 1) / s.nb));
   at::Tensor du = at::empty_like(u), ddt = at::empty_like(u);
   at::Tensor dz = has_z ? at::empty_like(u) : at::empty({0}, u.options());
+  at::Tensor dyadd = want_dyadd ? at::empty_like(u) : at::empty({0}, u.options());
   at::Tensor dApart = at::empty({s.nb, s.N * s.nd}, u.options());
   at::Tensor dDpart = at::empty({s.nb, 2, s.nd}, u.options());  // dD and dbias
   at::Tensor dBpart = at::empty({s.nb, G, s.L * s.N}, u.options());
@@ -534,10 +625,14 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "mamba_ner_scan_bwd", [&] {
     const scalar_t* ysp = has_z ? opt_ptr<scalar_t>(ysave, u, u.numel()) : nullptr;
     TORCH_CHECK(!has_z || ysp, "the pre-gate output y is needed when z is given");
-    Bwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(z, u, u.numel()),
+    int64_t zsb, zsl;
+    const scalar_t* zp = rows_ptr<scalar_t>(z, u, &zsb, &zsl);
+    Bwd<scalar_t> p{u.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(), zp,
                     A.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
                     opt_ptr<scalar_t>(D, u, s.nd), opt_ptr<scalar_t>(dbias, u, s.nd), ckpt.data_ptr<scalar_t>(), ysp,
-                    g.data_ptr<scalar_t>(), softplus, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), has_z ? dz.data_ptr<scalar_t>() : nullptr};
+                    g.data_ptr<scalar_t>(), softplus, du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(),
+                    has_z ? dz.data_ptr<scalar_t>() : nullptr, want_dyadd ? dyadd.data_ptr<scalar_t>() : nullptr,
+                    (scalar_t)scale, order, zsb, zsl};
     DISPATCH_STATE(s.N, scan_bwd_impl, p, s, G, dApart.data_ptr<scalar_t>(), dDpart.data_ptr<scalar_t>(),
                    dBpart.data_ptr<scalar_t>(), dCpart.data_ptr<scalar_t>())
   });
@@ -549,7 +644,7 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
     dA = sum_groups<scalar_t>(dApart.view({1, s.nb, s.N * s.nd})).view({s.N, s.nd});
     dDb = sum_groups<scalar_t>(dDpart.view({1, s.nb, 2 * s.nd})).view({2, s.nd});
   });
-  return {du, ddt, dA.contiguous(), dB, dC, dDb.select(0, 0).contiguous(), dz, dDb.select(0, 1).contiguous()};
+  return {du, ddt, dA.contiguous(), dB, dC, dDb.select(0, 0).contiguous(), dz, dDb.select(0, 1).contiguous(), dyadd};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,26 +667,32 @@ void silu_inplace(T* v, int64_t nd, T* pre_out = nullptr) {
 }
 
 // pre-activation of one row (b, t) into o[0..nd)
+// (t: reading position; the taps are the previous reading positions, see Order)
+// x: batch stride xsb, row stride xsl, contiguous channels
 template <typename T>
-inline void conv_row(const T* x, const T* wt, const T* bias, T* o, int64_t b, int64_t t, int64_t L, int64_t nd,
-                     int64_t width) {
+inline void conv_row(const T* x, int64_t xsb, int64_t xsl, const T* wt, const T* bias, T* o, int64_t b, int64_t t,
+                     int64_t nd, int64_t width, const Order& order, int64_t len_b) {
   for (int64_t d = 0; d < nd; ++d) o[d] = bias ? bias[d] : T(0);
   for (int64_t j = 0; j < width; ++j) {
     const int64_t s = t - (width - 1) + j;
     if (s < 0) continue;
-    const T* xs = x + (b * L + s) * nd;
+    const T* xs = x + b * xsb + order.at(len_b, s) * xsl;
     const T* wj = wt + j * nd;
 #pragma omp simd
     for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * xs[d];
   }
 }
 
-at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, bool silu) {
-  TORCH_CHECK(x.dim() == 3 && x.is_contiguous() && wt.dim() == 2 && wt.is_contiguous() && wt.size(1) == x.size(2),
-              "x must be contiguous (b, l, d) and weight (width, d)");
+at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, bool silu,
+                    const c10::optional<at::Tensor>& lengths, bool reverse) {
+  TORCH_CHECK(x.dim() == 3 && (x.stride(2) == 1 || x.size(2) == 1) && wt.dim() == 2 && wt.is_contiguous() &&
+                  wt.size(1) == x.size(2),
+              "x must be (b, l, d) with contiguous channels and weight (width, d)");
   TORCH_CHECK(x.scalar_type() == wt.scalar_type() && x.device().is_cpu(), "one dtype, CPU");
-  at::Tensor out = at::empty_like(x);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  const int64_t xsb = x.stride(0), xsl = x.stride(1);
   const int64_t nb = x.size(0), L = x.size(1), nd = x.size(2), width = wt.size(0);
+  const Order order = make_order(lengths, reverse, nb, L);
   if (x.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mamba_ner_conv_fwd", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -600,8 +701,10 @@ at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::option
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, nb * L, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        conv_row<scalar_t>(xp, wp, bp, op + r * nd, r / L, r % L, L, nd, width);
-        if (silu) silu_inplace<scalar_t>(op + r * nd, nd);
+        const int64_t b = r / L, len_b = order.len(b);
+        scalar_t* o = op + (b * L + order.at(len_b, r % L)) * nd;
+        conv_row<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b);
+        if (silu) silu_inplace<scalar_t>(o, nd);
       }
     });
   });
@@ -609,8 +712,9 @@ at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::option
 }
 
 template <typename T>
-void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T* pp, T* dxp, int64_t nb, int64_t L,
-                   int64_t nd, int64_t width, int64_t R, bool silu) {
+void conv_bwd_impl(const T* xp, int64_t xsb, int64_t xsl, const T* wp, const T* bp, const T* gp, T* gq, T* pp,
+                   T* dxp, int64_t nb, int64_t L, int64_t nd, int64_t width, int64_t R, bool silu,
+                   const Order& order) {
   using V = Vec<T>;
   constexpr int W = lanes<T>();
   const int64_t rows = nb * L, nblocks = (rows + R - 1) / R;
@@ -620,11 +724,12 @@ void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T*
     for (int64_t blk = begin; blk < end; ++blk) {
       T* acc = pp + blk * (width + 1) * nd;  // [width] rows of dw, then dbias
       for (int64_t r = blk * R; r < std::min(rows, blk * R + R); ++r) {
-        const int64_t b = r / L, t = r % L;
-        const T* g_ = gp + r * nd;
-        T* gq_ = gq + r * nd;
+        const int64_t b = r / L, t = r % L, len_b = order.len(b);  // t: reading position
+        const int64_t mrow = b * L + order.at(len_b, t);
+        const T* g_ = gp + mrow * nd;
+        T* gq_ = gq + mrow * nd;
         if (silu) {
-          conv_row<T>(xp, wp, bp, pre.data(), b, t, L, nd, width);
+          conv_row<T>(xp, xsb, xsl, wp, bp, pre.data(), b, t, nd, width, order, len_b);
           for (int64_t d0 = 0; d0 < nd; d0 += W) {
             const int w = (int)std::min<int64_t>(W, nd - d0);
             const bool full = w == W;
@@ -642,7 +747,7 @@ void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T*
         for (int64_t j = 0; j < width; ++j) {
           const int64_t s = t - (width - 1) + j;
           if (s < 0) continue;
-          const T* xs = xp + (b * L + s) * nd;
+          const T* xs = xp + b * xsb + order.at(len_b, s) * xsl;
           T* aj = acc + j * nd;
 #pragma omp simd
           for (int64_t d = 0; d < nd; ++d) aj[d] += gr[d] * xs[d];
@@ -654,13 +759,13 @@ void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T*
   const T* gr = silu ? gq : gp;
   at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / L, s = r % L;
-      T* o = dxp + r * nd;
+      const int64_t b = r / L, s = r % L, len_b = order.len(b);  // s: reading position
+      T* o = dxp + (b * L + order.at(len_b, s)) * nd;
       for (int64_t d = 0; d < nd; ++d) o[d] = T(0);
       for (int64_t j = 0; j < width; ++j) {
         const int64_t t = s + (width - 1) - j;
         if (t >= L) continue;
-        const T* gt = gr + (b * L + t) * nd;
+        const T* gt = gr + (b * L + order.at(len_b, t)) * nd;
         const T* wj = wp + j * nd;
 #pragma omp simd
         for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * gt[d];
@@ -672,19 +777,23 @@ void conv_bwd_impl(const T* xp, const T* wp, const T* bp, const T* gp, T* gq, T*
 // Returns dx (b, l, d), dwt (width, d), dbias (d). Rows are cut into fixed blocks of 64 whose
 // partial sums of dw and dbias are added in block order: deterministic for any thread count.
 std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias,
-                                 const at::Tensor& g, bool silu) {
+                                 const at::Tensor& g, bool silu, const c10::optional<at::Tensor>& lengths,
+                                 bool reverse) {
   TORCH_CHECK(g.sizes() == x.sizes() && g.is_contiguous() && g.scalar_type() == x.scalar_type(), "bad grad");
+  TORCH_CHECK(x.dim() == 3 && (x.stride(2) == 1 || x.size(2) == 1), "x must have contiguous channels");
   const int64_t nb = x.size(0), L = x.size(1), nd = x.size(2), width = wt.size(0);
+  const Order order = make_order(lengths, reverse, nb, L);
   const int64_t rows = nb * L, R = 64, nblocks = std::max<int64_t>(1, (rows + R - 1) / R);
-  at::Tensor gpre = silu ? at::empty_like(x) : g;
-  at::Tensor dx = at::empty_like(x);
+  at::Tensor gpre = silu ? at::empty(x.sizes(), x.options()) : g;
+  at::Tensor dx = at::empty(x.sizes(), x.options());
   at::Tensor part = at::zeros({nblocks, width + 1, nd}, x.options());
   at::Tensor sums;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mamba_ner_conv_bwd", [&] {
     if (x.numel() > 0) {
-      conv_bwd_impl<scalar_t>(x.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(), opt_ptr<scalar_t>(bias, x, nd),
+      conv_bwd_impl<scalar_t>(x.data_ptr<scalar_t>(), x.stride(0), x.stride(1), wt.data_ptr<scalar_t>(),
+                              opt_ptr<scalar_t>(bias, x, nd),
                               g.data_ptr<scalar_t>(), gpre.data_ptr<scalar_t>(), part.data_ptr<scalar_t>(),
-                              dx.data_ptr<scalar_t>(), nb, L, nd, width, R, silu);
+                              dx.data_ptr<scalar_t>(), nb, L, nd, width, R, silu, order);
     }
     sums = sum_groups<scalar_t>(part.view({1, nblocks, (width + 1) * nd})).view({width + 1, nd});
   });
@@ -695,13 +804,14 @@ std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, cons
 
 TORCH_LIBRARY(mamba_ner_scan, m) {
   m.def("fwd(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? delta_bias,"
-        " bool softplus, int chunk, bool save)"
+        " bool softplus, int chunk, bool save, Tensor? yadd, float scale, Tensor? lengths, bool reverse)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("bwd(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? delta_bias,"
         " bool softplus, Tensor? y, Tensor ckpt,"
-        " Tensor g, int chunk) -> Tensor[]");
-  m.def("conv_fwd(Tensor x, Tensor wt, Tensor? bias, bool silu) -> Tensor");
-  m.def("conv_bwd(Tensor x, Tensor wt, Tensor? bias, Tensor g, bool silu) -> Tensor[]");
+        " Tensor g, int chunk, float scale, Tensor? lengths, bool reverse, bool want_dyadd) -> Tensor[]");
+  m.def("conv_fwd(Tensor x, Tensor wt, Tensor? bias, bool silu, Tensor? lengths, bool reverse) -> Tensor");
+  m.def("conv_bwd(Tensor x, Tensor wt, Tensor? bias, Tensor g, bool silu, Tensor? lengths, bool reverse)"
+        " -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(mamba_ner_scan, CPU, m) {
