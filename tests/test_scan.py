@@ -262,7 +262,7 @@ def conv_path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("width", [1, 4, 17])  # 17: wider than the register path (16 taps)
 @pytest.mark.parametrize("length", [1, 3, 130])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias, activation", [(True, "silu"), (False, None)])

@@ -132,39 +132,41 @@ inline Vec<double> vexp(Vec<double> x) {  // float64 runs in tests only
   return l.vec();
 }
 
-template <typename T>
-inline Vec<T> vsigmoid(Vec<T> x) { return T(1) / (T(1) + vexp(-x)); }
+// 1 / d for finite d >= 1: on AVX-512 the 14-bit reciprocal and one Newton step (about 1 ulp)
+// instead of a division
+inline VecF vrecip(VecF d) {
+#if defined(__AVX512F__)
+  const __m512 dv = (__m512)d, r = _mm512_rcp14_ps(dv);
+  return (VecF)_mm512_fmadd_ps(r, _mm512_fnmadd_ps(dv, r, _mm512_set1_ps(1.0f)), r);  // r + r (1 - d r)
+#else
+  return 1.0f / d;
+#endif
+}
+inline Vec<double> vrecip(Vec<double> d) { return 1.0 / d; }
 
-// natural log of positive normal floats; Cephes logf polynomial, about 1 ulp
-inline VecF vlog(VecF x) {
-  const VecI xi = (VecI)x;
-  VecI e = ((xi >> 23) & 0xff) - 126;
-  VecF m = (VecF)((xi & 0x807fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
-  const VecI small = m < 0.707106781186547524f;
-  const VecF ef = __builtin_convertvector(e + small, VecF);  // small is -1 where true
-  m = small ? m + m - 1.0f : m - 1.0f;
-  const VecF z = m * m;
-  VecF y = splat(7.0376836292e-2f);
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y += ef * -2.12194440e-4f;
-  y += -0.5f * z;
-  return m + y + ef * 0.693359375f;
+// 1 / (1 + e^-x); e^-x capped at e^87 so the reciprocal stays finite (below x = -87 the result is
+// 1.6e-38 instead of smaller); NaN propagates.
+template <typename T>
+inline Vec<T> vsigmoid(Vec<T> x) {
+  const Vec<T> m = -x;
+  return vrecip(T(1) + vexp(m > T(87) ? splat(T(87)) : m));
 }
 
-// softplus as torch computes it (threshold 20): x above 20, else log1p(exp(x)), with
-// log1p(e) = log(1 + e) * e / ((1 + e) - 1) to keep small values exact
+// softplus as torch computes it (log1p(exp(x)), x itself above 20): max(x, 0) + log1p(e), e = exp(-|x|)
+// in (0, 1], with log1p(e) = 2 atanh(s), s = e / (2 + e) in (0, 1/3], by its odd series to s^13
+// (truncation 1e-8 relative). Above 20 the second term is below half an ulp of x, as in torch.
 inline VecF vsoftplus(VecF x) {
-  const VecF e = vexp(x), u = 1.0f + e;
-  const VecF lp = (u == 1.0f) ? e : vlog(u) * (e / (u - 1.0f));
-  return x > 20.0f ? x : lp;
+  const VecF ax = x < 0.0f ? -x : x;
+  const VecF e = vexp(-ax);
+  const VecF s = e * vrecip(2.0f + e), z = s * s;
+  VecF q = splat(1.0f / 13.0f);
+  q = q * z + 1.0f / 11.0f;
+  q = q * z + 1.0f / 9.0f;
+  q = q * z + 1.0f / 7.0f;
+  q = q * z + 1.0f / 5.0f;
+  q = q * z + 1.0f / 3.0f;
+  q = q * z + 1.0f;
+  return (x > 0.0f ? x : VecF{}) + 2.0f * s * q;
 }
 inline Vec<double> vsoftplus(Vec<double> x) {
   Lanes<double> l(x);
@@ -245,6 +247,13 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
   const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
   int64_t next_ckpt = 0;
   const int64_t len_b = p.order.len(b);
+  // Δ (bias, softplus) of the next step is computed one step ahead: it does not depend on the state,
+  // and so its latency overlaps the current step's recurrence instead of delaying the next one.
+  auto delta_at = [&](int64_t t) {
+    V dtv = load<T, FULL>(p.dt + (b * s.L + p.order.at(len_b, t)) * nd + d0, w) + biasv;
+    return p.softplus ? vsoftplus(dtv) : dtv;
+  };
+  V dt_next = delta_at(0);
   for (int64_t t = 0; t < s.L; ++t) {  // t: reading position; m: memory position
     if (p.ckpt && t == next_ckpt) {
       T* ck = p.ckpt + ((b * s.nck + t / s.K) * N) * nd + d0;
@@ -254,8 +263,8 @@ void fwd_block(const Fwd<T>& p, const Dims& s, int64_t b, int64_t d0, int w) {
     const int64_t m = p.order.at(len_b, t);
     const int64_t row = (b * s.L + m) * nd + d0;
     const V uv = load<T, FULL>(p.u + row, w);
-    V dtv = load<T, FULL>(p.dt + row, w) + biasv;
-    if (p.softplus) dtv = vsoftplus(dtv);
+    const V dtv = dt_next;
+    if (t + 1 < s.L) dt_next = delta_at(t + 1);
     const V dtu = dtv * uv;
     const T* Bs = p.B + (b * s.L + m) * N;
     const T* Cs = p.C + (b * s.L + m) * N;
@@ -326,25 +335,14 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
   const V Dv = p.D ? load<T, FULL>(p.D + d0, w) : V{};
   const V biasv = p.dbias ? load<T, FULL>(p.dbias + d0, w) : V{};
   const int64_t len_b = p.order.len(b);
-  // 1. recompute the chunk's states, and go through the gate and the skip connection
+  // 1a. what does not depend on the state (Δ, the softplus' derivative, the gate, the skip
+  // connection), as independent iterations
   for (int64_t j = 0; j < kk; ++j) {
     const int64_t m = p.order.at(len_b, t0 + j);  // memory position of reading position t0 + j
     const int64_t row = (b * s.L + m) * nd + d0;
-    const V uv = load<T, FULL>(p.u + row, w);
     const V pre = load<T, FULL>(p.dt + row, w) + biasv;
-    const V dtv = p.softplus ? vsoftplus(pre) : pre;
-    sc.dt[j] = dtv;
+    sc.dt[j] = p.softplus ? vsoftplus(pre) : pre;
     sc.ddt_dpre[j] = p.softplus ? vsigmoid<T>(pre) : splat(T(1));
-    const V dtu = dtv * uv;
-    const T* Bs = p.B + (b * s.L + m) * N;
-    V* hs = sc.hbuf + j * N;
-    V* das = sc.dabuf + j * N;
-    for (int n = 0; n < N; ++n) {
-      const V da = vexp(dtv * a[n]);
-      h[n] = da * h[n] + dtu * Bs[n];
-      hs[n] = h[n];
-      das[n] = da;
-    }
     V gg = load<T, FULL>(p.g + row, w);
     if (p.z) {
       const V zv = load<T, FULL>(p.z + b * p.zsb + m * p.zsl + d0, w), sz = vsigmoid<T>(zv);
@@ -354,7 +352,22 @@ void bwd_block_chunk(const Bwd<T>& p, const Dims& s, const Scratch<T>& sc, int64
     if (p.scale != T(1)) gg *= p.scale;
     if (p.dyadd) store<T, FULL>(p.dyadd + row, gg, w);
     sc.gy[j] = gg;
-    *dD += gg * uv;
+    *dD += gg * load<T, FULL>(p.u + row, w);
+  }
+  // 1b. recompute the chunk's states
+  for (int64_t j = 0; j < kk; ++j) {
+    const int64_t m = p.order.at(len_b, t0 + j);
+    const V dtv = sc.dt[j];
+    const V dtu = dtv * load<T, FULL>(p.u + (b * s.L + m) * nd + d0, w);
+    const T* Bs = p.B + (b * s.L + m) * N;
+    V* hs = sc.hbuf + j * N;
+    V* das = sc.dabuf + j * N;
+    for (int n = 0; n < N; ++n) {
+      const V da = vexp(dtv * a[n]);
+      h[n] = da * h[n] + dtu * Bs[n];
+      hs[n] = h[n];
+      das[n] = da;
+    }
   }
   // 2. adjoint recurrence, backwards through the chunk
   for (int64_t j = kk - 1; j >= 0; --j) {
@@ -683,6 +696,37 @@ inline void conv_row(const T* x, int64_t xsb, int64_t xsl, const T* wt, const T*
   }
 }
 
+constexpr int kMaxTaps = 16;  // widths up to this take the register path of conv_fwd
+
+// One output row, all channels: the taps' rows are found once, then each block of W channels is
+// summed in a register, activated and stored.
+template <typename T, bool FULL>
+inline void conv_block(const T* const* taps, const T* const* wts, int nt, const T* bias, T* o, int64_t d0, int w,
+                       bool silu) {
+  Vec<T> acc = bias ? load<T, FULL>(bias + d0, w) : Vec<T>{};
+  for (int j = 0; j < nt; ++j) acc += load<T, FULL>(wts[j] + d0, w) * load<T, FULL>(taps[j] + d0, w);
+  if (silu) acc *= vsigmoid<T>(acc);
+  store<T, FULL>(o + d0, acc, w);
+}
+
+template <typename T>
+void conv_row_fast(const T* x, int64_t xsb, int64_t xsl, const T* wt, const T* bias, T* o, int64_t b, int64_t t,
+                   int64_t nd, int64_t width, const Order& order, int64_t len_b, bool silu) {
+  constexpr int W = lanes<T>();
+  const T* taps[kMaxTaps];
+  const T* wts[kMaxTaps];
+  int nt = 0;
+  for (int64_t j = 0; j < width; ++j) {
+    const int64_t s = t - (width - 1) + j;
+    if (s < 0) continue;
+    taps[nt] = x + b * xsb + order.at(len_b, s) * xsl;
+    wts[nt++] = wt + j * nd;
+  }
+  int64_t d0 = 0;
+  for (; d0 + W <= nd; d0 += W) conv_block<T, true>(taps, wts, nt, bias, o, d0, W, silu);
+  if (d0 < nd) conv_block<T, false>(taps, wts, nt, bias, o, d0, (int)(nd - d0), silu);
+}
+
 at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, bool silu,
                     const c10::optional<at::Tensor>& lengths, bool reverse) {
   TORCH_CHECK(x.dim() == 3 && (x.stride(2) == 1 || x.size(2) == 1) && wt.dim() == 2 && wt.is_contiguous() &&
@@ -703,8 +747,12 @@ at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::option
       for (int64_t r = begin; r < end; ++r) {
         const int64_t b = r / L, len_b = order.len(b);
         scalar_t* o = op + (b * L + order.at(len_b, r % L)) * nd;
-        conv_row<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b);
-        if (silu) silu_inplace<scalar_t>(o, nd);
+        if (width <= kMaxTaps) {
+          conv_row_fast<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b, silu);
+        } else {
+          conv_row<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b);
+          if (silu) silu_inplace<scalar_t>(o, nd);
+        }
       }
     });
   });
