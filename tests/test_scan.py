@@ -310,3 +310,21 @@ def test_causal_conv1d_bf16(conv_path):
     assert out.dtype == torch.bfloat16
     assert_close(out.float(), causal_conv1d_ref(x.float(), weight.float(), bias.float()), 2e-2, 2e-2, "bf16 conv")
 
+
+
+def test_decay_over_the_whole_float_range_matches_reference(fast_scan):
+    """exp(Δ A) from -120 to 100 and at ±inf / NaN, read through a two-step scan (y_2 = exp(Δ_2 A) h_1 with
+    h_1 = 1): the kernels' own exp must give the reference's values, infinities and NaNs."""
+    x = torch.cat([torch.linspace(-120, 100, 4001),
+                   torch.tensor([float("-inf"), float("nan"), 88.7, 89.0, 1e8, -1e8, -1e30])])
+    d = x.numel()
+    u = torch.zeros(1, d, 2)
+    u[..., 0] = 1
+    delta, A = torch.ones(1, d, 2), x[:, None].clone()
+    B, C = torch.ones(1, 1, 2), torch.tensor([[[0.0, 1.0]]])
+    got = fast_scan(u, delta, A, B, C)[0, :, 1]
+    want = selective_scan_ref(u, delta, A, B, C)[0, :, 1]
+    assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.equal(torch.isinf(got), torch.isinf(want))
+    normal = torch.isfinite(want) & (want.abs() >= torch.finfo(torch.float32).tiny)
+    assert ((got[normal] - want[normal]).abs() / want[normal].abs()).max() < 5e-7
+    assert (got[torch.isfinite(want) & ~normal].abs() <= torch.finfo(torch.float32).tiny).all()  # 0 or denormal
