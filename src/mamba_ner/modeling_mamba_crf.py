@@ -126,8 +126,13 @@ class MambaCrfMixer(nn.Module):
     def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """hidden_states: (b, l, d), real tokens packed to the front of each row; lengths: (b,) real
         tokens per row, None when no row is padded -> (b, l, d)."""
-        projected = self.in_proj(hidden_states).transpose(1, 2)  # (b, 2 d_in, l)
-        x, gate = projected.chunk(2, dim=1)  # (b, d_in, l) each
+        # in_proj's two halves as two products: x and the gate come out contiguous, and in training their
+        # gradients need no concatenation (the kernels read both as (b, d_in, l) views, without copies)
+        d_in, weight, bias = self.intermediate_size, self.in_proj.weight, self.in_proj.bias
+        x, gate = (
+            F.linear(hidden_states, weight[half], None if bias is None else bias[half]).transpose(1, 2)
+            for half in (slice(0, d_in), slice(d_in, 2 * d_in))
+        )  # (b, d_in, l) each
         if self.bidirectional:  # y = (y_forward + y_backward) / 2 * silu(gate), combined in the second scan
             y_forward = self._ssm(x, FORWARD)
             y = self._ssm(x, BACKWARD, reverse=True, lengths=lengths, z=gate, y_add=y_forward, out_scale=0.5)
