@@ -662,69 +662,51 @@ std::vector<at::Tensor> scan_bwd(const at::Tensor& u, const at::Tensor& dt, cons
 
 // ---------------------------------------------------------------------------------------------
 // Depthwise causal conv1d (+ SiLU), channels last: x, out (b, l, d); weight transposed to (width, d).
-// out_t = act(bias + Σ_j w_j * x_{t-(width-1)+j}). Lanes run over channels; plain loops vectorise.
+// out_t = act(bias + Σ_j w_j * x_{t-(width-1)+j}), t a reading position (see Order), x's rows may be
+// spaced wider than d. Each row's taps are found once; every block of W channels is then summed in a
+// register.
 // ---------------------------------------------------------------------------------------------
 template <typename T>
-void silu_inplace(T* v, int64_t nd, T* pre_out = nullptr) {
-  constexpr int W = lanes<T>();
-  int64_t d0 = 0;
-  for (; d0 + W <= nd; d0 += W) {
-    Vec<T> x = load<T, true>(v + d0, W);
-    store<T, true>(v + d0, x * vsigmoid<T>(x), W);
-  }
-  if (d0 < nd) {
-    const int w = (int)(nd - d0);
-    Vec<T> x = load<T, false>(v + d0, w);
-    store<T, false>(v + d0, x * vsigmoid<T>(x), w);
-  }
-}
+struct Taps {  // the taps of one output row: the x rows and the weight rows they meet
+  std::vector<const T*> x, w;
+  std::vector<int64_t> j;  // tap index (row of dw)
+  int n = 0;
+};
 
-// pre-activation of one row (b, t) into o[0..nd)
-// (t: reading position; the taps are the previous reading positions, see Order)
-// x: batch stride xsb, row stride xsl, contiguous channels
 template <typename T>
-inline void conv_row(const T* x, int64_t xsb, int64_t xsl, const T* wt, const T* bias, T* o, int64_t b, int64_t t,
-                     int64_t nd, int64_t width, const Order& order, int64_t len_b) {
-  for (int64_t d = 0; d < nd; ++d) o[d] = bias ? bias[d] : T(0);
+inline void find_taps(Taps<T>& taps, const T* x, int64_t xsb, int64_t xsl, const T* wt, int64_t b, int64_t t,
+                      int64_t nd, int64_t width, const Order& order, int64_t len_b) {
+  taps.n = 0;
   for (int64_t j = 0; j < width; ++j) {
     const int64_t s = t - (width - 1) + j;
     if (s < 0) continue;
-    const T* xs = x + b * xsb + order.at(len_b, s) * xsl;
-    const T* wj = wt + j * nd;
-#pragma omp simd
-    for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * xs[d];
+    taps.x[taps.n] = x + b * xsb + order.at(len_b, s) * xsl;
+    taps.w[taps.n] = wt + j * nd;
+    taps.j[taps.n++] = j;
   }
 }
 
-constexpr int kMaxTaps = 16;  // widths up to this take the register path of conv_fwd
-
-// One output row, all channels: the taps' rows are found once, then each block of W channels is
-// summed in a register, activated and stored.
 template <typename T, bool FULL>
-inline void conv_block(const T* const* taps, const T* const* wts, int nt, const T* bias, T* o, int64_t d0, int w,
-                       bool silu) {
+inline Vec<T> conv_pre(const Taps<T>& taps, const T* bias, int64_t d0, int w) {
   Vec<T> acc = bias ? load<T, FULL>(bias + d0, w) : Vec<T>{};
-  for (int j = 0; j < nt; ++j) acc += load<T, FULL>(wts[j] + d0, w) * load<T, FULL>(taps[j] + d0, w);
+  for (int i = 0; i < taps.n; ++i) acc += load<T, FULL>(taps.w[i] + d0, w) * load<T, FULL>(taps.x[i] + d0, w);
+  return acc;
+}
+
+template <typename T, bool FULL>
+inline void conv_fwd_block(const Taps<T>& taps, const T* bias, T* o, int64_t d0, int w, bool silu) {
+  Vec<T> acc = conv_pre<T, FULL>(taps, bias, d0, w);
   if (silu) acc *= vsigmoid<T>(acc);
   store<T, FULL>(o + d0, acc, w);
 }
 
-template <typename T>
-void conv_row_fast(const T* x, int64_t xsb, int64_t xsl, const T* wt, const T* bias, T* o, int64_t b, int64_t t,
-                   int64_t nd, int64_t width, const Order& order, int64_t len_b, bool silu) {
+// Calls f.template operator()<FULL>(d0, w) for every block of W channels of a row.
+template <typename T, typename F>
+inline void for_blocks(int64_t nd, F&& f) {
   constexpr int W = lanes<T>();
-  const T* taps[kMaxTaps];
-  const T* wts[kMaxTaps];
-  int nt = 0;
-  for (int64_t j = 0; j < width; ++j) {
-    const int64_t s = t - (width - 1) + j;
-    if (s < 0) continue;
-    taps[nt] = x + b * xsb + order.at(len_b, s) * xsl;
-    wts[nt++] = wt + j * nd;
-  }
   int64_t d0 = 0;
-  for (; d0 + W <= nd; d0 += W) conv_block<T, true>(taps, wts, nt, bias, o, d0, W, silu);
-  if (d0 < nd) conv_block<T, false>(taps, wts, nt, bias, o, d0, (int)(nd - d0), silu);
+  for (; d0 + W <= nd; d0 += W) f(std::true_type{}, d0, W);
+  if (d0 < nd) f(std::false_type{}, d0, (int)(nd - d0));
 }
 
 at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, bool silu,
@@ -744,15 +726,15 @@ at::Tensor conv_fwd(const at::Tensor& x, const at::Tensor& wt, const c10::option
     const scalar_t* bp = opt_ptr<scalar_t>(bias, x, nd);
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, nb * L, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
+      Taps<scalar_t> taps{std::vector<const scalar_t*>(width), std::vector<const scalar_t*>(width),
+                          std::vector<int64_t>(width)};
       for (int64_t r = begin; r < end; ++r) {
         const int64_t b = r / L, len_b = order.len(b);
         scalar_t* o = op + (b * L + order.at(len_b, r % L)) * nd;
-        if (width <= kMaxTaps) {
-          conv_row_fast<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b, silu);
-        } else {
-          conv_row<scalar_t>(xp, xsb, xsl, wp, bp, o, b, r % L, nd, width, order, len_b);
-          if (silu) silu_inplace<scalar_t>(o, nd);
-        }
+        find_taps(taps, xp, xsb, xsl, wp, b, r % L, nd, width, order, len_b);
+        for_blocks<scalar_t>(nd, [&](auto full, int64_t d0, int w) {
+          conv_fwd_block<scalar_t, decltype(full)::value>(taps, bp, o, d0, w, silu);
+        });
       }
     });
   });
@@ -764,11 +746,10 @@ void conv_bwd_impl(const T* xp, int64_t xsb, int64_t xsl, const T* wp, const T* 
                    T* dxp, int64_t nb, int64_t L, int64_t nd, int64_t width, int64_t R, bool silu,
                    const Order& order) {
   using V = Vec<T>;
-  constexpr int W = lanes<T>();
   const int64_t rows = nb * L, nblocks = (rows + R - 1) / R;
   // 1. gradient wrt the pre-activation, and the dw / dbias partial sums of each block of rows
   at::parallel_for(0, nblocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> pre(nd);
+    Taps<T> taps{std::vector<const T*>(width), std::vector<const T*>(width), std::vector<int64_t>(width)};
     for (int64_t blk = begin; blk < end; ++blk) {
       T* acc = pp + blk * (width + 1) * nd;  // [width] rows of dw, then dbias
       for (int64_t r = blk * R; r < std::min(rows, blk * R + R); ++r) {
@@ -776,48 +757,45 @@ void conv_bwd_impl(const T* xp, int64_t xsb, int64_t xsl, const T* wp, const T* 
         const int64_t mrow = b * L + order.at(len_b, t);
         const T* g_ = gp + mrow * nd;
         T* gq_ = gq + mrow * nd;
-        if (silu) {
-          conv_row<T>(xp, xsb, xsl, wp, bp, pre.data(), b, t, nd, width, order, len_b);
-          for (int64_t d0 = 0; d0 < nd; d0 += W) {
-            const int w = (int)std::min<int64_t>(W, nd - d0);
-            const bool full = w == W;
-            const V pv = full ? load<T, true>(pre.data() + d0, w) : load<T, false>(pre.data() + d0, w);
-            const V gv = full ? load<T, true>(g_ + d0, w) : load<T, false>(g_ + d0, w);
-            const V sg = vsigmoid<T>(pv);
-            const V res = gv * sg * (T(1) + pv * (T(1) - sg));
-            if (full) store<T, true>(gq_ + d0, res, w);
-            else store<T, false>(gq_ + d0, res, w);
+        find_taps(taps, xp, xsb, xsl, wp, b, t, nd, width, order, len_b);
+        for_blocks<T>(nd, [&](auto full, int64_t d0, int w) {
+          constexpr bool FULL = decltype(full)::value;
+          V gv = load<T, FULL>(g_ + d0, w);
+          if (silu) {
+            const V pv = conv_pre<T, FULL>(taps, bp, d0, w), sg = vsigmoid<T>(pv);
+            gv = gv * sg * (T(1) + pv * (T(1) - sg));
+            store<T, FULL>(gq_ + d0, gv, w);
           }
-        }
-        const T* gr = silu ? gq_ : g_;
-#pragma omp simd
-        for (int64_t d = 0; d < nd; ++d) acc[width * nd + d] += gr[d];
-        for (int64_t j = 0; j < width; ++j) {
-          const int64_t s = t - (width - 1) + j;
-          if (s < 0) continue;
-          const T* xs = xp + b * xsb + order.at(len_b, s) * xsl;
-          T* aj = acc + j * nd;
-#pragma omp simd
-          for (int64_t d = 0; d < nd; ++d) aj[d] += gr[d] * xs[d];
-        }
+          T* ab = acc + width * nd + d0;
+          store<T, FULL>(ab, load<T, FULL>(ab, w) + gv, w);
+          for (int i = 0; i < taps.n; ++i) {
+            T* aj = acc + taps.j[i] * nd + d0;
+            store<T, FULL>(aj, load<T, FULL>(aj, w) + gv * load<T, FULL>(taps.x[i] + d0, w), w);
+          }
+        });
       }
     }
   });
   // 2. dx_s = Σ_j w_j * gpre_{s+(width-1)-j}
   const T* gr = silu ? gq : gp;
   at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / nd), [&](int64_t begin, int64_t end) {
+    std::vector<const T*> gts(width), wts(width);
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L, s = r % L, len_b = order.len(b);  // s: reading position
       T* o = dxp + (b * L + order.at(len_b, s)) * nd;
-      for (int64_t d = 0; d < nd; ++d) o[d] = T(0);
+      int n = 0;
       for (int64_t j = 0; j < width; ++j) {
         const int64_t t = s + (width - 1) - j;
         if (t >= L) continue;
-        const T* gt = gr + (b * L + order.at(len_b, t)) * nd;
-        const T* wj = wp + j * nd;
-#pragma omp simd
-        for (int64_t d = 0; d < nd; ++d) o[d] += wj[d] * gt[d];
+        gts[n] = gr + (b * L + order.at(len_b, t)) * nd;
+        wts[n++] = wp + j * nd;
       }
+      for_blocks<T>(nd, [&](auto full, int64_t d0, int w) {
+        constexpr bool FULL = decltype(full)::value;
+        V sum = {};
+        for (int i = 0; i < n; ++i) sum += load<T, FULL>(wts[i] + d0, w) * load<T, FULL>(gts[i] + d0, w);
+        store<T, FULL>(o + d0, sum, w);
+      });
     }
   });
 }
