@@ -202,6 +202,19 @@ def test_write_back_crlf_entity_over_line_break(tmp_path):
         write_brat("breaks", text, [(5, 7, "X")], tmp_path)
 
 
+def test_surface_text_with_a_tab_is_read_whole(tmp_path):
+    """The surface text is everything after the second tab of a T line, tabs included."""
+    text = "dose\t5 mg daily"
+    (tmp_path / "tab.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "tab.ann").write_text("T1\tDose 0 8\tdose\t5 m\n", encoding="utf-8")
+    (document,), report = read_brat_documents(tmp_path, split="document")
+    assert [e.span for e in document.entities] == [(0, 8, "Dose")]
+    assert report.items_for("warning") == []
+    write_brat("again", text, [(0, 8, "Dose")], tmp_path)
+    again, report = read_brat_documents(tmp_path, split="document")
+    assert report.items_for("warning") == [] and [e.span for e in again[0].entities] == [(0, 8, "Dose")]
+
+
 def test_read_files_dispatch(brat_dir):
     sentences, report = read_files("brat", [brat_dir / "zh", brat_dir / "en" / "trial"])
     assert {s.doc_id for s in sentences} == {"guideline", "visit", "trial"}

@@ -170,7 +170,7 @@ def _parse_ann(
                 report.entity_dropped(entity_type, "unreadable T line or bad offsets", where, error.expected)
             continue
         report.entity_read(entity.type)
-        surface = line.split("\t")[2] if line.count("\t") >= 2 else None
+        surface = line.split("\t", 2)[2] if line.count("\t") >= 2 else None  # the text may hold tabs
         expected = " ".join(text[s:e] for s, e in entity.fragments)
         if surface is not None and surface != expected:
             report.note_item(
