@@ -213,3 +213,31 @@ def test_bidirectional_mixer_equals_the_explicit_composition():
     for i, n in enumerate(lengths.tolist()):  # each row's real tokens alone give the same output
         alone = mixer(hidden[i:i + 1, :n], None)
         torch.testing.assert_close(alone, got[i:i + 1, :n], rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_dispatch_composes_direction_around_a_plain_kernel(monkeypatch):
+    """The mamba_ssm path knows no direction or combination: the dispatcher must compose them around it.
+    Checked on CPU with a stand-in that has mamba_ssm's signature and refuses the extra arguments."""
+    from mamba_ner import scan as scan_module
+
+    seen = []
+
+    def plain_kernel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                     return_last_state=False):
+        seen.append(z is None)
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+    monkeypatch.setattr(scan_module, "_mamba_ssm_scan", plain_kernel)
+    monkeypatch.setenv("MAMBA_NER_SCAN", "cuda")
+    inputs, _ = make(4, 21, 37, 16, torch.float32, z_strided=True)
+    lengths = LENGTHS["mixed"]
+    y_add = torch.randn(4, 21, 37, generator=torch.Generator().manual_seed(3))
+    got = scan_module.selective_scan(**inputs, delta_softplus=True, reverse=True, lengths=lengths, y_add=y_add,
+                                     out_scale=0.5)
+    want, _ = expected_scan(inputs, True, lengths, y_add, 0.5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    assert seen == [True]  # one call, the gate applied outside it
+    seen.clear()
+    plain = scan_module.selective_scan(**inputs, delta_softplus=True)  # no extras: straight through, gate inside
+    assert seen == [False]
+    torch.testing.assert_close(plain, selective_scan_ref(**inputs, delta_softplus=True))
