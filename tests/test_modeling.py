@@ -97,6 +97,30 @@ def test_forward_outputs_loss_logits_predictions_and_gradients():
     assert torch.equal(tuple_out[0], model(ids, attention_mask=mask, labels=labels).loss)
 
 
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_bfloat16_weights_forward_and_backward(bidirectional):
+    """A model cast to bfloat16 runs (the residual stream stays float32 and is cast for the classifier)
+    and tags like the float32 model on a padded batch."""
+    model = tiny_model(bidirectional=bidirectional)
+    half = tiny_model(bidirectional=bidirectional).to(torch.bfloat16)
+    half.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 99, (3, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 8:] = 0
+    mask[2, :3] = 0
+    with torch.no_grad():
+        full_out, half_out = model(ids, attention_mask=mask), half(ids, attention_mask=mask)
+    assert half_out.logits.dtype == torch.bfloat16
+    real = mask.bool()
+    scale = full_out.logits[real].abs().max()
+    assert (half_out.logits.float() - full_out.logits)[real].abs().max() < 0.02 * scale
+    labels = torch.where(real, torch.tensor([0, 1, 2, 0, 3, 4, 0, 1, 2, 2, 0, 0]).expand(3, 12), -100)
+    loss = half.train()(ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in half.parameters() if p.grad is not None)
+
+
 def test_predictions_follow_the_bio_constraints():
     model = tiny_model(seed=3)
     with torch.no_grad():

@@ -352,7 +352,8 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
             input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states, return_dict=True,
         )
-        emissions = self.classifier(self.dropout(outputs.last_hidden_state))  # (b, l, k)
+        hidden = outputs.last_hidden_state  # float32 when residual_in_fp32, whatever the weights' dtype
+        emissions = self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))  # (b, l, k)
 
         loss = None
         if labels is not None:
