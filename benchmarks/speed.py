@@ -554,7 +554,10 @@ def print_header(args):
     print(f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}")
     requested = os.environ.get(SCAN_ENV_VAR, "auto")
-    print(f"- scan: {SCAN_ENV_VAR}={requested}; C++ kernel compiled: {cpu_kernel_available()}; "
+    from mamba_ner.scan_cpu_kernel import load_cpu_kernel
+
+    simd = f" ({load_cpu_kernel().simd()} vector code)" if cpu_kernel_available() else ""
+    print(f"- scan: {SCAN_ENV_VAR}={requested}; C++ kernel compiled: {cpu_kernel_available()}{simd}; "
           f"path(s) that ran are listed per run on stderr and below; scan, model and CRF code at "
           f"{args.scan_at_start}")
     print(f"- tokens per batch {args.tokens_per_batch} (batch = tokens // length, >= 1); scaling batch "

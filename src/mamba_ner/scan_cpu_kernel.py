@@ -47,6 +47,7 @@ CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <string>
 #include <vector>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -97,13 +98,14 @@ inline VecF vexp(VecF xv) {
   return (VecF)_mm512_scalef_ps(q, k);
 }
 #else
-// Cephes expf polynomial, relative error about 1e-7; 0 below the normal float range.
+// Cephes expf polynomial, relative error about 1e-7. 2^k is applied in two halves so that the whole
+// float range is covered: denormals down to x = -103.97 (0 below), inf above ln(FLT_MAX) = 88.72.
 inline VecF vexp(VecF x) {
-  const VecF lo = splat(-87.3365447f), hi = splat(88.3762626f);
+  const VecF lo = splat(-103.972077f), hi = splat(88.7228394f);
   VecF xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
   const VecF magic = splat(12582912.0f);
-  const VecF k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2)
+  const VecF k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2), in [-150, 128]
   VecF r = xc - k * 0.693359375f;
   r = r + k * 2.12194440e-4f;
   VecF q = splat(1.9875691500e-4f);
@@ -113,9 +115,9 @@ inline VecF vexp(VecF x) {
   q = q * r + 1.6666665459e-1f;
   q = q * r + 5.0000001201e-1f;
   q = q * r * r + r + 1.0f;
-  const VecI bits = (__builtin_convertvector(k, VecI) + 127) << 23;
-  const VecF v = q * (VecF)bits;
-  return x < lo ? VecF{} : v;
+  const VecI ki = __builtin_convertvector(k, VecI), k1 = ki >> 1, k2 = ki - k1;  // each in [-75, 64]
+  const VecF v = q * (VecF)((k1 + 127) << 23) * (VecF)((k2 + 127) << 23);
+  return x < lo ? VecF{} : (x > hi ? splat(__builtin_inff()) : v);
 }
 #endif
 // lanes as a plain array (GCC cannot subscript vectors of a template-dependent type)
@@ -828,7 +830,18 @@ std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, cons
 
 }  // namespace
 
+// Which vector code this build holds: "avx512" (exp, reciprocal by intrinsics) or "generic" (the
+// portable vector extensions, as on machines without AVX-512 or with a build lacking -march=native).
+std::string simd() {
+#if defined(__AVX512F__)
+  return "avx512";
+#else
+  return "generic";
+#endif
+}
+
 TORCH_LIBRARY(mamba_ner_scan, m) {
+  m.def("simd() -> str", &simd);
   m.def("fwd(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, Tensor? delta_bias,"
         " bool softplus, int chunk, bool save, Tensor? yadd, float scale, Tensor? lengths, bool reverse)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
