@@ -163,6 +163,11 @@ def run_worker(spec, notify):
 
     hf_logging.set_verbosity_error()  # hf-mamba's "falling back to the reference PyTorch implementation", per run
     torch.set_num_threads(spec["threads"])
+    if spec.get("allocator") == "keep":  # every model of the run alike
+        from mamba_ner.runtime import keep_freed_memory
+
+        if not keep_freed_memory():
+            raise RuntimeError("--allocator keep: glibc's mallopt is not available or refused the values")
     return time_entries(spec) if spec["kind"] == "time" else measure_memory(spec, notify)
 
 
@@ -375,7 +380,7 @@ def run_all(args, jobs):
                 results[key] = {"skipped": f"one step estimated at {estimate:,.0f} s from shorter lengths (> "
                                            f"{args.max_step_seconds} s), not run"}
             else:
-                spec = dict(kind="memory", model=model, mode=mode, length=length, batch=batch, threads=args.threads,
+                spec = dict(kind="memory", model=model, mode=mode, length=length, batch=batch, threads=args.threads, allocator=args.allocator,
                             memory_steps=args.memory_steps)
                 memory, why = run_subprocess(spec, timeout=1800,
                                              step_limit=args.max_step_seconds if limited else None)
@@ -390,7 +395,7 @@ def run_all(args, jobs):
                 print(f"  {key}: {results[key]['skipped']}", file=sys.stderr, flush=True)
         if not todo:
             continue
-        spec = dict(kind="time", mode=mode, entries=todo, steps=args.steps, warmup=args.warmup, threads=args.threads,
+        spec = dict(kind="time", mode=mode, entries=todo, steps=args.steps, warmup=args.warmup, threads=args.threads, allocator=args.allocator,
                     budget_seconds=args.budget_seconds)
         timeout = 600 + sum(args.max_step_seconds * (args.warmup + 1) + 2 * args.budget_seconds for _ in todo)
         out, why = run_subprocess(spec, timeout)
@@ -564,6 +569,8 @@ def print_header(args):
           f"{args.scaling_batch}; warm-up {args.warmup}; median of up to {args.steps} timed steps "
           f"(fewer once {args.budget_seconds} s are spent), models interleaved step by step; "
           f"max step {args.max_step_seconds} s for {', '.join(args.limit_models) or 'no model'}; peak memory from {args.memory_steps} step(s) in a fresh process")
+    print(f"- allocator: {args.allocator}" + (" (glibc keeps freed blocks in every worker, all models alike)"
+                                               if args.allocator == "keep" else " (glibc as it is)"))
     print(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
@@ -584,6 +591,9 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch threads per run (default: the core count, as the protocol asks)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--allocator", choices=("default", "keep"), default="default",
+                        help="keep: every worker keeps freed blocks (mamba_ner.runtime.keep_freed_memory), "
+                             "for all models alike; default: glibc as it is")
     parser.add_argument("--quick", action="store_true",
                         help="lengths 128 512, 2048 tokens per batch, 2 steps: a smoke test")
     args = parser.parse_args(argv)

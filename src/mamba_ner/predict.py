@@ -45,6 +45,7 @@ from .data.brat import write_brat
 from .data.text import TOKENIZE_MODES, tokenize_text
 from .html_view import colors_for_types, write_html
 from .pipeline_mamba_crf import crf_word_tags, silence_length_warning
+from .runtime import keep_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -453,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. Arguments and logging
     args, inputs = parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    keep_freed_memory()  # fewer page faults per step (see mamba_ner.runtime)
 
     # 2. Model and tokenizer on the device
     from transformers import AutoModelForTokenClassification, AutoTokenizer
