@@ -26,3 +26,15 @@ def shared_data():
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES
+
+
+@pytest.fixture(params=["torch", "cpp"])
+def fast_scan(request):
+    """The two fast CPU paths of the selective scan (the C++ one skips where it cannot compile)."""
+    from mamba_ner.scan import cpu_kernel_available, selective_scan_cpp, selective_scan_torch
+
+    if request.param == "cpp":
+        if not cpu_kernel_available():
+            pytest.skip("the C++ kernel could not be compiled here")
+        return selective_scan_cpp
+    return selective_scan_torch

@@ -45,15 +45,6 @@ def assert_close(actual, expected, rtol, atol, what):
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol * scale, msg=lambda m: f"{what}: {m}")
 
 
-@pytest.fixture(params=["torch", "cpp"])
-def fast_scan(request):
-    if request.param == "cpp":
-        if not cpu_kernel_available():
-            pytest.skip("the C++ kernel could not be compiled here")
-        return selective_scan_cpp
-    return selective_scan_torch
-
-
 @pytest.fixture
 def small_torch_chunks(monkeypatch):
     """Make the torch path use chunks of 16 steps, so that chunk boundaries are crossed."""

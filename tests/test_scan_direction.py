@@ -3,7 +3,6 @@
 The expected values are built row by row with plain slicing and the reference functions, so they
 check the C++ kernels (which walk memory backwards) and the composed torch path independently.
 """
-import itertools
 
 import pytest
 import torch
@@ -74,15 +73,6 @@ def make(b, d, l, n, dtype, z_strided, seed=0):
     return inputs, leaf_z
 
 
-@pytest.fixture(params=["cpp", "torch"])
-def scan_fn(request):
-    if request.param == "cpp":
-        if not cpu_kernel_available():
-            pytest.skip("the C++ kernel could not be compiled here")
-        return selective_scan_cpp
-    return selective_scan_torch
-
-
 LENGTHS = {"full": None, "mixed": torch.tensor([37, 0, 1, 20])}
 CASES = [  # reverse, lengths, y_add, out_scale, gate
     (True, "full", False, 1.0, False),
@@ -95,7 +85,7 @@ CASES = [  # reverse, lengths, y_add, out_scale, gate
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "rev{:d}-{}-add{:d}-s{}-z{:d}".format(c[0], c[1], c[2], c[3], c[4]))
-def test_direction_and_combination_match_row_by_row_reference(scan_fn, case):
+def test_direction_and_combination_match_row_by_row_reference(fast_scan, case):
     reverse, lengths_kind, with_add, out_scale, gate = case
     b, d, l, n = 4, 21, 37, 16  # 21 channels: a full vector block of 16 and a partial one
     inputs, leaf_z = make(b, d, l, n, torch.float32, z_strided=True)
@@ -106,7 +96,7 @@ def test_direction_and_combination_match_row_by_row_reference(scan_fn, case):
     grad_out = torch.randn(b, d, l, generator=torch.Generator().manual_seed(4))
 
     want, want_last = expected_scan(inputs, reverse, lengths, y_add, out_scale)
-    got, got_last = scan_fn(**inputs, delta_softplus=True, return_last_state=True, reverse=reverse, lengths=lengths,
+    got, got_last = fast_scan(**inputs, delta_softplus=True, return_last_state=True, reverse=reverse, lengths=lengths,
                             y_add=y_add, out_scale=out_scale)
     scale = want.abs().max().item()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * scale)

@@ -25,7 +25,7 @@ and the loops over tags are plain loops (k is small) with a max-shifted log-sum-
 
 import logging
 
-from .scan_cpu_kernel import load_inline_once
+from .scan_cpu_kernel import CEPHES_EXPF, load_inline_once
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +43,15 @@ CPP_SOURCE = r"""
 
 namespace {
 
+// @CEPHES_EXPF@
 // exp of the shifted arguments of a log-sum-exp (x <= ~0). float32: Cephes expf polynomial without
 // calls or branches (relative error about 1e-7, 0 below the float range), so that the loops over
 // tags vectorise; float64 (tests, gradcheck): std::exp.
 inline float exp_shifted(float x) {
   const float lo = -87.3365447f;
   const float xc = x < lo ? lo : x;
-  const float magic = 12582912.0f;
-  const float k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2)
-  float r = xc - k * 0.693359375f;
-  r = r + k * 2.12194440e-4f;
-  float q = 1.9875691500e-4f;
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
-  q = q * r * r + r + 1.0f;
+  float k;  // round(x / ln 2)
+  const float q = cephes_expf_reduced(xc, k);
   const int32_t bits = ((int32_t)k + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
@@ -357,6 +349,7 @@ TORCH_LIBRARY_IMPL(mamba_ner_crf, CPU, m) {
   m.impl("viterbi", &viterbi);
 }
 """
+CPP_SOURCE = CPP_SOURCE.replace("// @CEPHES_EXPF@\n", CEPHES_EXPF)
 
 _state = {"tried": False, "ops": None}
 

@@ -102,7 +102,10 @@ def reverse_within_length(x, lengths=None):
     return x.gather(2, index.unsqueeze(1).expand_as(x))
 
 
-def _check_direction(u, lengths, reverse):
+def _check_direction(u, lengths, reverse, y_add=None):
+    """The direction and combination arguments (module docstring) against u (b, d, l)."""
+    if y_add is not None and y_add.shape != u.shape:
+        raise ValueError(f"y_add must have u's shape {tuple(u.shape)}, got {tuple(y_add.shape)}")
     if lengths is None:
         return
     if not reverse:
@@ -144,7 +147,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         compute dtype (float32, or float64 for float64 inputs).
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    _check_direction(u, lengths, reverse)
+    _check_direction(u, lengths, reverse, y_add)
     if reverse or y_add is not None or out_scale != 1.0:
         return _composed(selective_scan_ref, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                          return_last_state, reverse, lengths, y_add, out_scale)
@@ -172,10 +175,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 def _composed(scan, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, reverse, lengths,
               y_add, out_scale):
     """Direction and combination around a left-to-right `scan` that knows neither: reverse the inputs,
-    scan, reverse the output back, then add, scale and gate."""
-    _check_direction(u, lengths, reverse)
-    if y_add is not None and y_add.shape != u.shape:
-        raise ValueError(f"y_add must have u's shape {tuple(u.shape)}, got {tuple(y_add.shape)}")
+    scan, reverse the output back, then add, scale and gate. The caller has checked the arguments."""
     if reverse:
         u, delta, B, C = (reverse_within_length(t, lengths) for t in (u, delta, B, C))
     out, last_state = scan(u, delta, A, B, C, D, None, delta_bias, delta_softplus, True)
@@ -310,7 +310,7 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
                          return_last_state=False, *, reverse=False, lengths=None, y_add=None, out_scale=1.0):
     """Pure-PyTorch fast path; same arguments and results as `selective_scan_ref`."""
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    _check_direction(u, lengths, reverse)
+    _check_direction(u, lengths, reverse, y_add)
     if reverse or y_add is not None or out_scale != 1.0:
         return _composed(selective_scan_torch, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                          return_last_state, reverse, lengths, y_add, out_scale)
@@ -388,9 +388,7 @@ def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     Raises RuntimeError when the kernel could not be compiled (see `cpu_kernel_available`).
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    _check_direction(u, lengths, reverse)
-    if y_add is not None and y_add.shape != u.shape:
-        raise ValueError(f"y_add must have u's shape {tuple(u.shape)}, got {tuple(y_add.shape)}")
+    _check_direction(u, lengths, reverse, y_add)
     if load_cpu_kernel() is None:
         raise RuntimeError("the C++ selective scan could not be compiled (see the logged warning)")
     if A.shape[1] > _CPP_MAX_STATE:
@@ -435,6 +433,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
             raise RuntimeError(f"{SCAN_ENV_VAR}=cuda but mamba_ssm is not importable")
         if reverse or y_add is not None or out_scale != 1.0:
             _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+            _check_direction(u, lengths, reverse, y_add)
             return _composed(_mamba_ssm_scan, *args, **extra)
         return _mamba_ssm_scan(*args)
     if path == "cpp" or (path == "auto" and u.device.type == "cpu" and A.shape[-1] <= _CPP_MAX_STATE

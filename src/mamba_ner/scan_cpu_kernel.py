@@ -38,6 +38,26 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+# C++ shared with the CRF kernels (crf_cpu_kernel.py), spliced into both sources at `// @CEPHES_EXPF@`.
+CEPHES_EXPF = r"""
+// Cephes' expf, the part shared by the scan's portable vexp and the CRF's scalar exp: for x already
+// clamped to the range the caller handles, k = round(x / ln 2) and the result q = e^(x - k ln 2)
+// (relative error about 1e-7), so e^x = q 2^k. F is float or a GCC vector of floats.
+template <typename F>
+inline F cephes_expf_reduced(F xc, F& k) {
+  const float magic = 12582912.0f;
+  k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2)
+  F r = xc - k * 0.693359375f;
+  r = r + k * 2.12194440e-4f;
+  F q = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  q = q * r + 8.3334519073e-3f;
+  q = q * r + 4.1665795894e-2f;
+  q = q * r + 1.6666665459e-1f;
+  q = q * r + 5.0000001201e-1f;
+  return q * r * r + r + 1.0f;
+}
+"""
+
 CPP_SOURCE = r"""
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -77,6 +97,7 @@ typedef int32_t VecI __attribute__((vector_size(64)));
 template <typename T>
 inline Vec<T> splat(T x) { return Vec<T>{} + x; }
 
+// @CEPHES_EXPF@
 // exp of every lane with no calls or branches, NaN propagates.
 #if defined(__AVX512F__)
 // x = k ln2 + r (|r| <= ln2 / 2, two-constant Cody-Waite reduction), e^r by a degree-6 polynomial
@@ -104,17 +125,8 @@ inline VecF vexp(VecF x) {
   const VecF lo = splat(-103.972077f), hi = splat(88.7228394f);
   VecF xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
-  const VecF magic = splat(12582912.0f);
-  const VecF k = (xc * 1.44269504088896341f + magic) - magic;  // round(x / ln 2), in [-150, 128]
-  VecF r = xc - k * 0.693359375f;
-  r = r + k * 2.12194440e-4f;
-  VecF q = splat(1.9875691500e-4f);
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
-  q = q * r * r + r + 1.0f;
+  VecF k;  // round(x / ln 2), in [-150, 128]
+  const VecF q = cephes_expf_reduced(xc, k);
   const VecI ki = __builtin_convertvector(k, VecI), k1 = ki >> 1, k2 = ki - k1;  // each in [-75, 64]
   const VecF v = q * (VecF)((k1 + 127) << 23) * (VecF)((k2 + 127) << 23);
   return x < lo ? VecF{} : (x > hi ? splat(__builtin_inff()) : v);
@@ -860,6 +872,8 @@ TORCH_LIBRARY_IMPL(mamba_ner_scan, CPU, m) {
   m.impl("conv_bwd", &conv_bwd);
 }
 """
+
+CPP_SOURCE = CPP_SOURCE.replace("// @CEPHES_EXPF@\n", CEPHES_EXPF)
 
 _FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"])
 _lock = threading.Lock()
