@@ -20,7 +20,7 @@ from pathlib import Path
 from .bio import convert_scheme
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
-from .tagging import RawSentence, iter_lines, read_tagged_files
+from .tagging import RawSentence, check_segmentation_digits, iter_lines, read_tagged_files
 
 DOCSTART = "-DOCSTART-"
 _WHITESPACE = re.compile(r"[ \t]+")
@@ -36,6 +36,7 @@ def read_conll(
     delimiter: str | None = None,
     o_prefix: str = "auto",
     on_error: str = "raise",
+    strip_segmentation_digits: bool = False,
 ) -> tuple[list[Sentence], ConversionReport]:
     """Read CoNLL-style column files.
 
@@ -49,14 +50,21 @@ def read_conll(
         o_prefix (`str`): read `O-X` as `I-X` after a same-type `B-`/`I-` and as `O` elsewhere
             (`"auto"`, default), always as `I-X` (`"inside"`) or always as `O` (`"outside"`).
         on_error (`str`): `"raise"` or `"skip"` (drop the sentence, itemise it in the report).
+        strip_segmentation_digits (`bool`): remove the word-segmentation digit of Weibo NER tokens
+            (`科0` -> `科`); without it such files are only warned about (`tagging.check_segmentation_digits`).
 
     Returns:
         `(sentences, report)`; `report.counts` has `documents`, `sentences`, `tokens` and the
         number of `-DOCSTART-` lines.
     """
+    def read_file(path: Path, report: ConversionReport):
+        raw, skipped, n_documents = _read_file(path, token_column, tag_column, delimiter, report, on_error)
+        check_segmentation_digits(raw, path, report, strip_segmentation_digits)
+        return raw, skipped, n_documents
+
     return read_tagged_files(
         paths,
-        lambda path, report: _read_file(path, token_column, tag_column, delimiter, report, on_error),
+        read_file,
         input_scheme=input_scheme,
         scheme=scheme,
         o_prefix=o_prefix,

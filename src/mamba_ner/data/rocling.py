@@ -15,6 +15,7 @@ Each file is one document (`doc_id` = file stem); `Sentence.index` counts senten
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,9 +23,11 @@ from pathlib import Path
 from .bio import spans_to_tags
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
-from .tagging import RawSentence, iter_lines, read_tagged_files
+from .tagging import RawSentence, check_segmentation_digits, iter_lines, read_tagged_files
 
 _COLUMNS = re.compile(r"[ \t]+")
+MAX_TOKEN_CHARS = 100
+logger = logging.getLogger(__name__)
 
 
 def read_rocling(
@@ -35,6 +38,7 @@ def read_rocling(
     has_tags: bool | None = None,
     o_prefix: str = "auto",
     on_error: str = "raise",
+    strip_segmentation_digits: bool = False,
 ) -> tuple[list[Sentence], ConversionReport]:
     """Read character-per-line or HealthNER JSON-lines files.
 
@@ -48,6 +52,12 @@ def read_rocling(
             (`"auto"`, default), always as `I-X` (`"inside"`) or always as `O` (`"outside"`).
         on_error (`str`): `"raise"` (default) raises `DataFormatError` at the first malformed line;
             `"skip"` drops the sentence holding it and itemises it in the report.
+        strip_segmentation_digits (`bool`): remove the word-segmentation digit of Weibo NER tokens
+            (`科0` -> `科`); without it such files are only warned about.
+
+    Tokens of more than one character in a char-per-line file are listed as warnings in the report
+    (and logged); a line longer than `MAX_TOKEN_CHARS` without a tag column is refused (plain text
+    is not char-per-line data).
 
     Returns:
         `(sentences, report)`.
@@ -58,6 +68,8 @@ def read_rocling(
             raw, skipped = _read_json_lines(path, report, on_error)
         else:
             raw, skipped = _read_char_lines(path, has_tags, report, on_error)
+            check_segmentation_digits(raw, path, report, strip_segmentation_digits)
+            _warn_long_tokens(raw, path, report)
         return raw, skipped, 1  # each file is one document
 
     return read_tagged_files(
@@ -66,11 +78,25 @@ def read_rocling(
 
 
 def _is_json_lines(path: Path) -> bool:
-    if path.suffix.lower() in {".json", ".jsonl"}:
-        return True
+    """Decided from the content, never the name: a first line that parses as a JSON object."""
     with open(path, "rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"{")
+        first = handle.readline(1 << 20).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not first.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def _warn_long_tokens(raw_sentences: list[RawSentence], path: Path, report: ConversionReport) -> None:
+    """Itemise tokens of more than one character (a char-per-line file should hold characters)."""
+    long_tokens = [(raw.lines[i], token) for raw in raw_sentences for i, token in enumerate(raw.tokens) if len(token) > 1]
+    for line, token in long_tokens:
+        report.note_item("warning", "token of more than one character in a char-per-line file", f"{path}:{line}", token)
+    if long_tokens:
+        logger.warning("%s: %d token(s) of more than one character in a char-per-line file, e.g. line %d %r",
+                       path, len(long_tokens), long_tokens[0][0], long_tokens[0][1][:20])
 
 
 def _read_char_lines(path: Path, has_tags: bool | None, report: ConversionReport, on_error: str):
@@ -102,6 +128,13 @@ def _read_char_lines(path: Path, has_tags: bool | None, report: ConversionReport
         if has_tags is None:
             has_tags = len(fields) == 2
         expected = 2 if has_tags else 1
+        if len(fields[0]) > MAX_TOKEN_CHARS:
+            found = f"a {len(fields[0])}-character token: plain text? (`mamba-ner predict` tags raw text)"
+            if on_error == "raise":
+                raise DataFormatError(path, number, f"one character (or a token of at most {MAX_TOKEN_CHARS}) per line", found)
+            report.note_item("skipped", "token too long for a char-per-line file; its sentence was skipped", f"{path}:{number}", found)
+            bad_sentence = True
+            fields = ["?"] + fields[1:]
         if len(fields) != expected:
             what = "'char tag' (2 columns)" if has_tags else "'char' alone (1 column, like the first line)"
             if on_error == "raise":

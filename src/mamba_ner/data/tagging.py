@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 from .bio import canonical_scheme, detect_scheme, normalize_tag, repair_tags, tags_to_spans
 from .records import DataFormatError, Sentence
 from .report import ConversionReport
+
+logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
 
@@ -69,7 +73,12 @@ def read_tagged_files(
     sentences: list[Sentence] = []
     with gc_paused():  # many small objects; see gc_paused
         for path in map(Path, paths):
+            if path.is_dir():
+                raise DataFormatError(path, None, "a file (read_files expands folders)", "a folder")
             raw, skipped, n_documents = read_file(path, report)
+            if not raw:
+                empty = "an empty file" if path.stat().st_size == 0 else "no token lines (only blank or -DOCSTART- lines)"
+                raise DataFormatError(path, None, "at least one sentence: token lines separated by blank lines", empty)
             report.counts["files"] += 1
             report.counts["documents"] += n_documents
             sentences += build_sentences(
@@ -83,6 +92,31 @@ def read_tagged_files(
                 skipped=skipped,
             )
     return sentences, report
+
+
+# Weibo NER (Peng & Dredze 2015) writes each character with its position in the word segmentation:
+# `科0 技1`. Those digits are not part of the text; left in, they double the vocabulary.
+_SEGMENTATION_DIGIT = re.compile(r"^(\D)(\d)$")
+
+
+def check_segmentation_digits(raw_sentences: list[RawSentence], path: Path, report: ConversionReport, strip: bool) -> None:
+    """Detect tokens that are one character plus a segmentation digit (most tokens of the file);
+    strip the digit when `strip`, else warn (report and log) and name the option that strips it."""
+    tokens = [token for raw in raw_sentences for token in raw.tokens]
+    marked = sum(1 for token in tokens if _SEGMENTATION_DIGIT.match(token))
+    if not tokens or marked < 0.8 * len(tokens):
+        return
+    if strip:
+        for raw in raw_sentences:
+            raw.tokens = [token[0] if _SEGMENTATION_DIGIT.match(token) else token for token in raw.tokens]
+        report.note(f"{path}: segmentation digits stripped from {marked} of {len(tokens)} tokens ('科0' -> '科')")
+        return
+    first = next(raw for raw in raw_sentences if any(_SEGMENTATION_DIGIT.match(t) for t in raw.tokens))
+    message = (f"{marked} of {len(tokens)} tokens are a character plus a word-segmentation digit "
+               f"(Weibo NER style, e.g. {first.tokens[0]!r}); the digits would enter the vocabulary. "
+               "Strip them with --strip_segmentation_digits (convert: --strip-segmentation-digits)")
+    report.note_item("warning", "tokens carry a segmentation digit", f"{path}:{first.lines[0]}", message)
+    logger.warning("%s: %s", path, message)
 
 
 def iter_lines(path: Path, report: ConversionReport, on_error: str) -> Iterator[tuple[int, str]]:
