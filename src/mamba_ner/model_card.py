@@ -206,8 +206,9 @@ def build_model_card(
     training_data: str | None = None,
     intended_use: str | None = None,
     base_model: str | None = None,
-    tags: Sequence[str] = ("medical",),
+    tags: Sequence[str] | None = None,
     example_text: str = DEFAULT_EXAMPLE_TEXT,
+    domain: str | None = "medical",
     template_path: str | Path = DEFAULT_TEMPLATE,
 ) -> ModelCard:
     """Build the model card of a saved `mamba-crf` checkpoint. Offline; writes nothing.
@@ -230,8 +231,12 @@ def build_model_card(
         training_data: One paragraph on the training data; a default names `dataset_name`.
         intended_use: One paragraph on intended uses; a default fits Chinese medical NER.
         base_model: Hub id of the Mamba checkpoint the backbone started from, if any.
-        tags: Extra Hub tags besides `token-classification, ner, mamba, crf, mamba-ner`.
+        tags: Extra Hub tags besides `token-classification, ner, mamba, crf, mamba-ner`; default
+            the domain (`["medical"]`), or none.
         example_text: Sentence of the loading example.
+        domain: What kind of text the model was trained on (`"medical"`, `"news"`, ...), used in
+            the summary, the intended uses and the limitations (the clinical warnings only for
+            `"medical"`); `None` for neutral wording. `card_facts` derives it from a run.
         template_path: Jinja template with YAML front matter.
 
     Returns:
@@ -268,7 +273,7 @@ def build_model_card(
         license=license,
         library_name="transformers",
         pipeline_tag="token-classification",
-        tags=[*BASE_TAGS, *tags],
+        tags=[*BASE_TAGS, *(tags if tags is not None else [domain] if domain else [])],
         datasets=[dataset_id] if dataset_id else None,
         metrics=["seqeval"] if overall else None,
         base_model=base_model,
@@ -277,8 +282,9 @@ def build_model_card(
     )
 
     languages = ", ".join(_LANGUAGE_NAMES.get(code, code) for code in language)
+    text_kind = " ".join(part for part in (languages, domain) if part) + " text" if (languages or domain) else "text"
     direction = "bidirectional " if config.get("bidirectional") else ""
-    summary = f"A {direction}Mamba + CRF named-entity tagger for {languages} text, trained on {dataset_name}."
+    summary = f"A {direction}Mamba + CRF named-entity tagger for {text_kind}, trained on {dataset_name}."
     if "f1" in overall:
         summary += f" Entity-level micro F1 on the {eval_split} split: {overall['f1']:.4f}."
     types_text = ", ".join(entity_types) if entity_types else "the entity types of its tag set"
@@ -295,13 +301,9 @@ def build_model_card(
         },
         labels=labels,
         entity_types=entity_types,
-        intended_use=intended_use
-        or (
-            f"Research and prototyping of named-entity recognition in {languages} medical text: finding "
-            f"mentions of {types_text} in clinical notes, case reports or medical literature, for example to "
-            "pre-annotate a corpus for human review or to compare Mamba encoders with Transformer encoders."
-        ),
-        example_text=example_text,
+        intended_use=intended_use or _intended_use(text_kind, types_text, domain),
+        example_text=example_text.replace("\\", "\\\\").replace('"', '\\"'),
+        domain=domain,
         dataset_name=dataset_name,
         eval_split=eval_split,
         dataset_config=dataset_config,
@@ -317,6 +319,66 @@ def build_model_card(
         framework_versions=_framework_versions(),
     )
     return card
+
+
+def _intended_use(text_kind: str, types_text: str, domain: str | None) -> str:
+    if domain == "medical":
+        return (f"Research and prototyping of named-entity recognition in {text_kind}: finding mentions of "
+                f"{types_text} in clinical notes, case reports or medical literature, for example to pre-annotate "
+                "a corpus for human review or to compare Mamba encoders with Transformer encoders.")
+    return (f"Research and prototyping of named-entity recognition in {text_kind}: finding mentions of {types_text}, "
+            "for example to pre-annotate a corpus for human review or to compare Mamba encoders with Transformer encoders.")
+
+
+_MEDICAL_PROTOCOLS = {"healthner", "rocling22", "ruijin"}
+_PROTOCOL_DOMAINS = {"conll03": "news"}
+_ENGLISH_WORDS = {"the", "of", "and", "to", "in", "a", "is", "for", "on", "that", "was", "with"}
+
+
+def guess_language(token_lists: Sequence[Sequence[str]]) -> list[str]:
+    """`["zh"]` for mostly CJK text, `["en"]` for Latin text full of English function words, else `[]`."""
+    from .data.text import is_cjk_text
+
+    sample = [token for tokens in token_lists[:2000] for token in tokens]
+    if not sample:
+        return []
+    cjk = sum(1 for token in sample if is_cjk_text(token))
+    if cjk >= 0.3 * len(sample):
+        return ["zh"]
+    english = sum(1 for token in sample if token.lower() in _ENGLISH_WORDS)
+    return ["en"] if english >= 0.03 * len(sample) else []
+
+
+def card_facts(token_lists: Sequence[Sequence[str]], tag_lists=None, *, protocol: str | None = None,
+               language: str | None = None, domain: str | None = None, dataset_name: str | None = None,
+               data_files: Sequence[str] = ()) -> dict:
+    """Language, domain, example sentence and dataset name of a model card, from the run's data.
+
+    Explicit values (the user's options) win; otherwise the language is guessed from the text
+    (`guess_language`), the domain from the benchmark protocol (none for other data), the example
+    is the first sentence with an entity (else the first), and the dataset is named after the
+    protocol or the training files.
+
+    Returns:
+        keyword arguments for `build_model_card`: `language`, `domain`, `example_text`, `dataset_name`.
+    """
+    languages = [code for code in (language or "").split(",") if code and code != "auto"] or guess_language(token_lists)
+    if domain in (None, "auto"):
+        domain = "medical" if protocol in _MEDICAL_PROTOCOLS else _PROTOCOL_DOMAINS.get(protocol)
+    elif domain == "none":
+        domain = None
+    example = None
+    for index, tokens in enumerate(token_lists[:5000]):
+        if tag_lists is None or any(tag != "O" for tag in tag_lists[index]):
+            example = tokens
+            break
+    if example is None and token_lists:
+        example = token_lists[0]
+    joiner = "" if example and all(len(token) == 1 for token in example) else " "
+    example_text = joiner.join(list(example or [])[:60]) or DEFAULT_EXAMPLE_TEXT
+    if not dataset_name:
+        dataset_name = protocol or (", ".join(Path(f).name for f in data_files) if data_files else "the training data")
+    return {"language": languages, "domain": domain, "example_text": example_text, "dataset_name": dataset_name}
 
 
 def write_model_card(checkpoint_dir: str | Path, *args, **kwargs) -> Path:

@@ -5,7 +5,9 @@ No pretrained tokenizer can be downloaded here, so the vocabulary comes from the
 * `kind="char"`: every character is a token (`WordLevel` over single characters; Chinese NER
   works per character, and a pre-tokenised word such as `"HBA1C"` becomes 5 tokens);
 * `kind="wordpiece"`: a BERT-style WordPiece vocabulary (case kept, punctuation split, CJK
-  characters isolated); a word of known characters always decomposes, down to single characters;
+  characters isolated); a word of known characters always decomposes, down to single characters.
+  The vocabulary is learnt by `mamba_ner.wordpiece` (not `WordPieceTrainer`, whose result varies
+  from run to run), so the same text always gives the same tokenizer files;
 * `kind="auto"`: `"char"` when CJK characters make up at least 30% of the text, else `"wordpiece"`.
 
 Characters never seen in training map to `[UNK]`. The result is a `PreTrainedTokenizerFast` with
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -74,20 +77,9 @@ def build_tokenizer(
         trainer = trainers.WordLevelTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
         )
+        tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))  # deterministic (sorted ties)
     else:
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-        tokenizer.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
-        )
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            special_tokens=SPECIAL_TOKENS,
-            continuing_subword_prefix="##",
-        )
-    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        tokenizer = _wordpiece_tokenizer(texts, vocab_size, min_frequency)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -103,6 +95,25 @@ def build_tokenizer(
         mask_token="[MASK]",
         model_max_length=MODEL_MAX_LENGTH,
     )
+
+
+def _wordpiece_tokenizer(texts: list[str], vocab_size: int, min_frequency: int) -> Tokenizer:
+    """BERT-style WordPiece (case kept, punctuation split, CJK characters isolated) whose vocabulary
+    is learnt by `wordpiece.train_wordpiece_vocab`: unlike `WordPieceTrainer`, the same text always
+    gives the same vocabulary."""
+    from .wordpiece import train_wordpiece_vocab
+
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    word_counts = Counter(
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    vocab = train_wordpiece_vocab(word_counts, SPECIAL_TOKENS, vocab_size=vocab_size, min_frequency=min_frequency)
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece()
+    return tokenizer
 
 
 def tokenize_and_align_labels(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +28,8 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
+from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
@@ -61,7 +60,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    data_format: str | None = field(default=None, metadata={"help": "rocling, brat, conll, or dataset (a saved DatasetDict)"})
+    data_format: str | None = field(default=None, metadata={"help": "Force a reader: rocling, brat, conll, spanjson, bmes/bioes (CoNLL with that scheme), or dataset (a saved DatasetDict); default: detected from each file's content"})
     train_files: list[str] = field(default_factory=list, metadata={"help": "Training files/folders"})
     validation_files: list[str] = field(default_factory=list, metadata={"help": "Validation files/folders"})
     test_files: list[str] = field(default_factory=list, metadata={"help": "Test files/folders"})
@@ -75,6 +74,8 @@ class DataArguments:
     conll_scheme: str = field(default="auto", metadata={"help": "Tag scheme of CoNLL input: auto, IOB1, IOB2, IOBES, BMES"})
     brat_split: str = field(default="sentence", metadata={"help": "brat documents as training units: sentence, line or document"})
     max_length: int | None = field(default=None, metadata={"help": "Truncate to this many tokens (default: no limit)"})
+    strip_segmentation_digits: bool = field(default=False, metadata={"help": "Remove the word-segmentation digit of Weibo NER tokens (科0 -> 科)"})
+    spanjson_end: str = field(default="auto", metadata={"help": "Span JSON end offsets: auto (from the surface texts), exclusive or inclusive"})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation/test examples"})
     label_all_subwords: bool = field(default=False, metadata={"help": "Label every sub-word instead of the first only"})
@@ -85,16 +86,27 @@ class RunArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints (else resume from the last one)"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement"})
     make_plots: bool = field(default=True, metadata={"help": "Save loss/F1 curves, per-type F1 bars and a confusion matrix"})
-    model_card_dataset: str | None = field(default=None, metadata={"help": "Dataset name for the model card"})
-    language: str = field(default="zh", metadata={"help": "Language code(s) for the model card, comma-separated"})
+    model_card_dataset: str | None = field(default=None, metadata={"help": "Dataset name for the model card (default: the protocol or the training files' names)"})
+    language: str = field(default="auto", metadata={"help": "Language code(s) for the model card, comma-separated (default auto: guessed from the training text)"})
+    domain: str = field(default="auto", metadata={"help": "Kind of text for the model card: medical, news, ... or none (default auto: from the protocol)"})
+
+
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments),
+                              prog=Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "run_ner.py",
+                              formatter_class=DefaultsHelpFormatter,
+                              usage="%(prog)s [CONFIG.json] [--option value ...]  (the command line overrides the JSON file)")
+    describe_negations(parser)
+    for action in parser._actions:
+        if action.dest == "resume_from_checkpoint":
+            action.help = ("A checkpoint-N folder to resume from (default: the last one in --output_dir, unless "
+                           "--overwrite_output_dir); its tokenizer and labels are used")
+    return parser
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    """`[CONFIG.json] [--option value ...]`: JSON values first, the command line wins."""
+    return parse_dataclasses(build_parser(), list(sys.argv[1:] if argv is None else argv))
 
 
 # ----------------------------------------------------------------------------------- data
@@ -110,21 +122,23 @@ def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
         logger.info("protocol %s:\n%s", data_args.protocol, report.summary())
         return dataset
     if data_args.data_format == "dataset" or data_args.dataset_path:
+        if not data_args.dataset_path or not Path(data_args.dataset_path).is_dir():
+            raise UsageError(f"{data_args.dataset_path}: no such dataset folder (give --dataset_path a folder written by mamba-ner convert)")
         return load_from_disk(data_args.dataset_path)
     if not data_args.train_files:
-        raise ValueError("give --train_files (with --data_format), --dataset_path or --protocol")
-    options = {}
-    if data_args.data_format == "conll":
-        options = {"token_column": data_args.conll_token_column, "tag_column": data_args.conll_tag_column,
-                   "input_scheme": data_args.conll_scheme}
-    elif data_args.data_format == "brat":
-        options = {"split": data_args.brat_split}
+        raise UsageError("give --train_files (the format is detected, or forced with --data_format), --dataset_path or --protocol")
     splits = {}
     for split, files in (("train", data_args.train_files), ("validation", data_args.validation_files),
                          ("test", data_args.test_files)):
         if files:
-            sentences, report = read_files(data_args.data_format, files, **options)
+            sentences, report = read_files(data_args.data_format, files, per_format=_reader_options(data_args))
             logger.info("%s (%s):\n%s", split, ", ".join(files), report.summary())
+            if not sentences:
+                raise UsageError(f"{', '.join(files)}: no sentences to use as the {split} split")
+            if any(sentence.tags is None for sentence in sentences):
+                unlabelled = next(sentence for sentence in sentences if sentence.tags is None)
+                raise UsageError(f"{unlabelled.source}: expected tagged tokens for the {split} split, found an "
+                                 "unlabelled sentence (no tag column); `mamba-ner predict` tags unlabelled text")
             splits[split] = sentences
     if "validation" not in splits and data_args.validation_split_ratio > 0:
         ratio = data_args.validation_split_ratio
@@ -133,7 +147,23 @@ def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
     return build_dataset_dict(splits)
 
 
-def get_tokenizer(model_args: ModelArguments, raw: DatasetDict):
+def _reader_options(data_args: DataArguments) -> dict:
+    """Reader name -> its options from `data_args` (`read_files` uses those of the chosen reader)."""
+    return {
+        "conll": {"token_column": data_args.conll_token_column, "tag_column": data_args.conll_tag_column,
+                  "input_scheme": data_args.conll_scheme, "strip_segmentation_digits": data_args.strip_segmentation_digits},
+        "rocling": {"strip_segmentation_digits": data_args.strip_segmentation_digits},
+        "brat": {"split": data_args.brat_split},
+        "spanjson": {"end": data_args.spanjson_end},
+    }
+
+
+def get_tokenizer(model_args: ModelArguments, raw: DatasetDict, checkpoint: Path | None = None):
+    """The checkpoint's tokenizer when resuming; else `--tokenizer_name`, the model's, or one built from the text."""
+    if checkpoint is not None:
+        from .resume import load_tokenizer
+
+        return load_tokenizer(checkpoint)
     if model_args.tokenizer_name:
         return AutoTokenizer.from_pretrained(model_args.tokenizer_name)
     if model_args.model_name_or_path and Path(model_args.model_name_or_path, "tokenizer.json").exists():
@@ -167,8 +197,14 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
 
 # ----------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
+    """`run_ner.py` / `mamba-ner train`: user mistakes end in one line (`--debug`: traceback)."""
+    return run_command(_main, argv, build_parser().prog)
+
+
+def _main(argv: list[str]) -> int:
     # 1. Arguments and logging
     model_args, data_args, training_args, run_args = parse_args(argv)
+    _check_run_length(training_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if training_args.should_log else logging.WARN)
     transformers.utils.logging.set_verbosity_warning()
     keep_freed_memory()  # fewer page faults per step (see mamba_ner.runtime)
@@ -184,12 +220,23 @@ def main(argv: list[str] | None = None) -> int:
         for split in ("validation", "test"):
             if split in raw:
                 raw[split] = raw[split].select(range(min(data_args.max_eval_samples, len(raw[split]))))
+    if "ner_tags" not in raw["train"].features or len(raw["train"]) == 0:
+        raise UsageError("the train split has no tagged sentences (an unlabelled or empty dataset cannot be trained on)")
     label_list = raw["train"].features["ner_tags"].feature.names
     logger.info("splits: %s; %d labels: %s", {k: len(v) for k, v in raw.items()}, len(label_list), label_list)
 
-    # 3. Tokenizer and model
-    tokenizer = get_tokenizer(model_args, raw)
+    # 3. Tokenizer and model (when resuming: the checkpoint's tokenizer, and its labels and sizes checked)
+    from . import resume
+
+    checkpoint = None
+    if training_args.do_train:
+        checkpoint = resume.find_checkpoint(training_args.resume_from_checkpoint, output_dir, run_args.overwrite_output_dir)
+    if checkpoint is not None:
+        resume.check_labels(checkpoint, label_list)
+    tokenizer = get_tokenizer(model_args, raw, checkpoint)
     model = get_model(model_args, label_list, tokenizer)
+    if checkpoint is not None:
+        resume.check_model_sizes(checkpoint, model.config)
     logger.info("model: %.2fM parameters, bidirectional=%s", model.num_parameters() / 1e6, model.config.bidirectional)
 
     # 4. Tokenize and align labels with word_ids()
@@ -219,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # 6. Train (resuming when asked or when the output folder holds a checkpoint)
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and output_dir.is_dir() and not run_args.overwrite_output_dir:
-            checkpoint = get_last_checkpoint(str(output_dir))
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except KeyboardInterrupt:
+            print(resume.interrupted_message(output_dir, trainer.state.global_step, argv), file=sys.stderr)
+            return 130
         trainer.save_model()
         tokenizer.save_pretrained(output_dir)
         trainer.log_metrics("train", result.metrics)
@@ -251,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 8. Model card and summary
     if trainer.is_world_process_zero() and training_args.do_train:
-        _write_card(output_dir, all_scores, data_args, run_args, training_args)
+        _write_card(output_dir, all_scores, data_args, run_args, training_args, raw=raw)
         summary = {split: {"f1": s["entity"]["f1"], "precision": s["entity"]["precision"], "recall": s["entity"]["recall"],
                            "strict_f1": s["entity_strict"]["f1"], "token_micro_f1": s["token"]["micro_f1"],
                            "token_macro_f1": s["token"]["macro_f1"]} for split, s in all_scores.items()}
@@ -264,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         if run_args.make_plots:
             print(f"pictures:   {(output_dir / 'plots').resolve()}")
     return 0
+
+
+def _check_run_length(training_args) -> None:
+    """`--max_steps 0` or `--num_train_epochs 0` would train nothing (the Trainer still takes one step)."""
+    if not training_args.do_train:
+        return
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
+        raise UsageError(f"--max_steps {training_args.max_steps} / --num_train_epochs {training_args.num_train_epochs} "
+                         "would train nothing: give a positive --max_steps, or leave it at -1 and give --num_train_epochs > 0")
 
 
 def _export(output_dir: Path) -> Path:
@@ -285,20 +342,29 @@ def _export(output_dir: Path) -> Path:
     return export_dir
 
 
-def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, training_args) -> None:
+def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, training_args, raw: DatasetDict | None = None) -> None:
+    """The model card: language, domain, example sentence and dataset name come from the run's data
+    and options (`model_card.card_facts`), never a fixed Chinese medical default."""
     try:
-        from .model_card import write_model_card
+        from .model_card import card_facts, write_model_card
     except ImportError:  # the model card module is optional for training
         return
     split = "test" if "test" in all_scores else "validation"
     eval_results = all_scores.get(split, {}).get("entity")
-    dataset = run_args.model_card_dataset or data_args.protocol or "custom"
+    tokens, tags = [], None
+    if raw is not None:
+        source = raw[split] if split in raw else raw["train"]
+        names = source.features["ner_tags"].feature.names if "ner_tags" in source.features else None
+        tokens = source["tokens"][:5000]
+        tags = [[names[i] for i in row] for row in source["ner_tags"][:5000]] if names else None
+    facts = card_facts(tokens, tags, protocol=data_args.protocol, language=run_args.language, domain=run_args.domain,
+                       dataset_name=run_args.model_card_dataset, data_files=data_args.train_files or
+                       ([data_args.dataset_path] if data_args.dataset_path else []))
     training_summary = {k: v for k, v in asdict(training_args).items()
                         if k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed",
                                  "weight_decay", "warmup_steps", "lr_scheduler_type")}
     try:
-        write_model_card(output_dir, eval_results=eval_results, dataset_name=dataset, eval_split=split,
-                         language=run_args.language.split(","), training_summary=training_summary)
+        write_model_card(output_dir, eval_results=eval_results, eval_split=split, training_summary=training_summary, **facts)
     except Exception as error:  # a card must never lose a finished training run
         logger.warning("could not write the model card: %s", error)
 
