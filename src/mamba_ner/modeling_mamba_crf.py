@@ -209,7 +209,11 @@ class MambaCrfPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `save_pretrained` only records the saved class in `auto_map`; list all three so that
         # AutoConfig, AutoModel and AutoModelForTokenClassification all load the folder remotely.
-        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.AUTO_MAP}
+        # Entries of this file's other model classes go (a tagger fine-tuned from a masked-LM checkpoint
+        # must not offer AutoModelForMaskedLM).
+        kept = {key: value for key, value in (getattr(self.config, "auto_map", None) or {}).items()
+                if not str(value).startswith("modeling_mamba_crf.")}
+        self.config.auto_map = {**kept, **self.AUTO_MAP}
         if hasattr(self, "crf"):
             # A tagger ships its CRF pipeline: this relative import also makes `save_pretrained`
             # (and remote loading) copy pipeline_mamba_crf.py beside this file.
@@ -373,9 +377,108 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         return self.crf.marginals(emissions, mask)
 
 
+@dataclass
+class MambaCrfMaskedLMOutput(ModelOutput):
+    """
+    Args:
+        loss: mean cross-entropy over the positions whose label is not -100 (when labels are given).
+        logits: (b, l, vocab_size) scores of every position; computed only without labels.
+        predictions: (b, l) arg-max token id at each labelled position, -100 elsewhere (with labels).
+        hidden_states: per-layer hidden states when asked for.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    predictions: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+class MambaCrfLMHead(nn.Module):
+    """BERT's prediction head: dense -> GELU -> norm -> scores over the vocabulary."""
+
+    def __init__(self, config: MambaCrfConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.norm = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(..., d) -> (..., vocab_size)."""
+        return self.decoder(self.norm(F.gelu(self.dense(hidden_states))))
+
+
+class MambaCrfForMaskedLM(MambaCrfPreTrainedModel):
+    """Mamba encoder -> LM head: masked-token prediction, to pretrain the backbone on unlabelled text.
+
+    The encoder is `self.backbone` as in `MambaCrfForTokenClassification`, so a checkpoint of this
+    model loads into the tagger (backbone kept, classifier and CRF newly initialised) and as `AutoModel`.
+    The decoder's weight is the input embedding matrix when `config.tie_word_embeddings`.
+    """
+
+    AUTO_MAP = {**MambaCrfPreTrainedModel.AUTO_MAP, "AutoModelForMaskedLM": "modeling_mamba_crf.MambaCrfForMaskedLM"}
+    _tied_weights_keys = {"lm_head.decoder.weight": "backbone.embeddings.weight"}
+
+    def __init__(self, config: MambaCrfConfig):
+        super().__init__(config)
+        self.backbone = MambaCrfModel(config)
+        self.lm_head = MambaCrfLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        """
+        Args:
+            input_ids: (b, l) token ids, some replaced by the mask token (or a random token).
+            attention_mask: (b, l) 1 for real tokens.
+            labels: (b, l) the original id at each position to predict, -100 elsewhere (what
+                `transformers.DataCollatorForLanguageModeling` makes).
+
+        Returns:
+            `MambaCrfMaskedLMOutput`. With labels the vocabulary scores are computed only at the
+            labelled positions (a 15% share: the head costs as much as the encoder at a vocabulary of
+            a few thousand), giving `loss` and `predictions`; without labels, `logits` (b, l, vocab_size).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.backbone(
+            input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        hidden = outputs.last_hidden_state.to(self.lm_head.dense.weight.dtype)  # (b, l, d)
+        loss = logits = predictions = None
+        if labels is None:
+            logits = self.lm_head(hidden)  # (b, l, vocab_size)
+        else:
+            selected = labels != -100  # (b, l)
+            if attention_mask is not None:
+                selected = selected & attention_mask.bool()
+            scores = self.lm_head(hidden[selected]).float()  # (m, vocab_size)
+            targets = labels[selected]  # (m,)
+            loss = F.cross_entropy(scores, targets) if targets.numel() else scores.sum() * 0.0
+            predictions = labels.new_full(labels.shape, -100).masked_scatter(selected, scores.argmax(-1))  # (b, l)
+        if not return_dict:
+            return tuple(v for v in (loss, logits, predictions, outputs.hidden_states) if v is not None)
+        return MambaCrfMaskedLMOutput(loss=loss, logits=logits, predictions=predictions, hidden_states=outputs.hidden_states)
+
+
 __all__ = [
     "MambaCrfModel",
+    "MambaCrfForMaskedLM",
     "MambaCrfForTokenClassification",
+    "MambaCrfMaskedLMOutput",
     "MambaCrfPreTrainedModel",
     "MambaCrfTokenClassifierOutput",
 ]
