@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Score a checkpoint on files or a saved dataset, writing the same report as training.
 
-    python examples/evaluate_ner.py --model outputs/sample --data_format rocling \
-        --files examples/sample_data/rocling/test.txt --output_dir outputs/sample/eval
+    python examples/evaluate_ner.py --model outputs/sample_rocling/model --files examples/sample_data/rocling/test.txt
+
+The files' format is detected (`--data_format` forces one); the report goes beside the model
+folder (`outputs/sample_rocling/model_eval`) unless `--output_dir` says otherwise.
 
 The logic lives in `mamba_ner.evaluation` (also `mamba-ner evaluate`).
 """

@@ -203,6 +203,8 @@ def test_unlabelled_char_per_line_file(model, tokenizer, tmp_path):
 
 def test_detect_format(tmp_path):
     (tmp_path / "brat").mkdir()
+    (tmp_path / "brat" / "d.txt").write_text("abc", encoding="utf-8")  # an empty folder is an error (test_usability)
+    (tmp_path / "brat" / "d.ann").write_text("", encoding="utf-8")
     cases = {"doc.txt": "患者有糖尿病。\n第二行。", "eng.conll": "EU B-ORG\nrejects O\n", "words.tsv": "EU\tNNP\tB-ORG\n",
              "x.json": '{"character": ["a"]}\n', "chars.dat": "-DOCSTART- O\n\n患 O\n", "tags.dat": "EU B-ORG\nrejects O\n", "pair.txt": "abc", "pair.ann": ""}
     for name, content in cases.items():
@@ -226,10 +228,11 @@ def test_command_line(model, tokenizer, tmp_path):
     for name in ("brat/d1.ann", "brat/d1.txt", "brat/d1.html", "note.ann", "note.html", "dev.conll", "dev.conll.html"):
         assert (out / name).is_file(), name
     assert (out / "note.ann").read_text(encoding="utf-8") == (out / "brat" / "d1.ann").read_text(encoding="utf-8")
-    assert main(["--model", str(checkpoint), str(tmp_path / "missing.txt"), "--output", str(out)]) == 2
-    for path in (tmp_path / "note.txt", tmp_path / "dev.conll"):
-        with pytest.raises(ValueError, match="would overwrite the input"):
-            main(["--model", str(checkpoint), str(path), "--output", str(tmp_path)])
+    assert main(["--model", str(checkpoint), str(tmp_path / "missing.txt"), "--output", str(out)]) == 1
+    for path in (tmp_path / "note.txt", tmp_path / "dev.conll"):  # one line at the command boundary
+        assert main(["--model", str(checkpoint), str(path), "--output", str(tmp_path)]) == 1
+        with pytest.raises(ValueError, match="would overwrite the input"):  # --debug: the exception itself
+            main(["--model", str(checkpoint), str(path), "--output", str(tmp_path), "--debug"])
     with pytest.raises(ValueError, match="would overwrite the input"):
         predict_brat_folder(model, tokenizer, tmp_path / "brat", tmp_path / "brat")
 

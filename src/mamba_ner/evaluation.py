@@ -1,7 +1,10 @@
 """Score a saved checkpoint on annotated files, a saved DatasetDict split or a benchmark protocol.
 
 Writes `<split>_scores.json`, prints the per-type table and saves the per-type F1 bars and the
-confusion matrix, like the end of training (`mamba_ner.training`).
+confusion matrix, like the end of training (`mamba_ner.training`). By default the report goes
+*beside* the model folder (`<model>_eval/`), never into it: an exported `OUTPUT_DIR/model` stays
+ready for `hub_upload.py`. The files' format is detected from their content unless `--data_format`
+forces one; options take `_` or `-` (`--data_format` = `--data-format`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .commandline import UsageError
 from .metrics import decode_predictions, format_report, save_metrics_json, score_all
 from .runtime import keep_freed_memory
 
@@ -24,15 +28,19 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mamba-ner evaluate", description=__doc__)
-    p.add_argument("--model", required=True, help="checkpoint folder (config.json, weights, tokenizer)")
-    p.add_argument("--data_format", choices=["rocling", "brat", "conll"], help="format of --files")
+    from .commandline import DefaultsHelpFormatter
+    from .data.detect import format_choices
+
+    p = argparse.ArgumentParser(prog="mamba-ner evaluate", description=__doc__, formatter_class=DefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="checkpoint folder (config.json, weights, tokenizer), e.g. OUTPUT_DIR/model")
+    p.add_argument("--data_format", choices=format_choices(), default=None,
+                   help="force a reader for --files (default: detected from each file's content)")
     p.add_argument("--files", nargs="*", default=[], help="annotated files or brat folders")
     p.add_argument("--dataset_path", help="a DatasetDict saved with save_to_disk")
     p.add_argument("--protocol", help="a benchmark protocol (healthner, rocling22, ruijin, conll03)")
     p.add_argument("--data_dir", default="../shared/data", help="where the protocols' data lives")
     p.add_argument("--split", default="test", help="split of --dataset_path / --protocol to score")
-    p.add_argument("--output_dir", help="where to write the report (default: <model>/eval)")
+    p.add_argument("--output_dir", help="where to write the report (default: <model>_eval beside the model folder)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--max_length", type=int, default=None)
     p.add_argument("--no_plots", action="store_true")
@@ -47,13 +55,17 @@ def load_split(args):
         return load_protocol(args.protocol, args.data_dir)[0][args.split]
     if args.dataset_path:
         return load_from_disk(args.dataset_path)[args.split]
-    if not args.files or not args.data_format:
-        raise SystemExit("give --files with --data_format, --dataset_path or --protocol")
+    if not args.files:
+        raise UsageError("give --files (format detected, or forced with --data_format), --dataset_path or --protocol")
     from .data import read_files
     from .data.features import build_dataset_dict
 
     sentences, report = read_files(args.data_format, args.files)
     logger.info("%s", report.summary())
+    unlabelled = next((sentence for sentence in sentences if sentence.tags is None), None)
+    if unlabelled is not None or not sentences:
+        where = unlabelled.source if unlabelled else ", ".join(args.files)
+        raise UsageError(f"{where}: expected tagged tokens to score, found " + ("an unlabelled sentence" if unlabelled else "no sentences"))
     return build_dataset_dict({"test": sentences})["test"]
 
 
@@ -76,8 +88,25 @@ def predict_tags(model, tokenizer, dataset, batch_size: int = 16, max_length: in
     return y_true, y_pred
 
 
+def default_output_dir(model: str | Path) -> Path:
+    """`<model>_eval` beside the model folder (`outputs/run/model` -> `outputs/run/model_eval`)."""
+    model = Path(model)
+    return model.with_name(model.resolve().name + "_eval")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """`mamba-ner evaluate`: user mistakes end in one line (`--debug`: traceback)."""
+    from .commandline import run_command
+
+    return run_command(_main, argv, "mamba-ner evaluate")
+
+
+def _main(argv: list[str]) -> int:
+    from .commandline import check_model_folder, normalize_spelling
+
+    parser = build_parser()
+    args = parser.parse_args(normalize_spelling(argv, parser))
+    check_model_folder(args.model)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # fewer page faults per step (see mamba_ner.runtime)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         # map the dataset's tag ids onto the model's; unknown tags cannot be scored honestly
         unknown = sorted(set(dataset_labels) - set(model_labels))
         if unknown:
-            raise SystemExit(f"the data has tags the model does not know: {unknown}")
+            raise UsageError(f"the data has tags the model does not know: {unknown}")
         remap = {i: model.config.label2id[name] for i, name in enumerate(dataset_labels)}
         dataset = dataset.map(lambda ex: {"ner_tags": [remap[t] for t in ex["ner_tags"]]})
     y_true, y_pred = predict_tags(model, tokenizer, dataset, args.batch_size, args.max_length, device)
     scores = score_all(y_true, y_pred)
-    out_dir = Path(args.output_dir or Path(args.model) / "eval")
+    out_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.model)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_metrics_json(scores, out_dir / f"{args.split}_scores.json")
     print(format_report(scores))

@@ -1,6 +1,6 @@
 """Tag raw text, brat folders and CoNLL / char-per-line files with a trained checkpoint.
 
-    mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling]
+    mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling|spanjson]
                       [--batch_size 8] [--max_length N [--stride S]] [--device auto|cpu|cuda] [--html]
 
 From Python: `tag_texts(model, tokenizer, texts)` returns `(start, end, type, score)` character
@@ -24,7 +24,9 @@ edge, so windows only differ from one pass near their seams.
 Outputs. Text and brat inputs give brat standoff (`<name>.txt` copied byte-exactly, `<name>.ann`
 with a `T` line per entity and an `AnnotatorNotes` line with its score; `annotation.conf` and
 `visual.conf` in the output folder), which opens in the brat annotation tool. CoNLL and
-char-per-line inputs give CoNLL columns `token [gold] predicted`, blank lines between sentences.
+char-per-line inputs are written back line for line with the predicted tag appended as a last
+column (every input column, `-DOCSTART-` and blank line kept as it was); JSON inputs give columns
+`token [gold] predicted`. Formats are detected from the content (`mamba_ner.data.detect`).
 `--html` adds a displaCy-style page per document (`html_view`).
 """
 from __future__ import annotations
@@ -40,6 +42,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import read_files
+from .data.detect import FORMAT_ALIASES, canonical_format, expand_folders
+from .data.detect import detect_format as detect_data_format
+from .data.rocling import _is_json_lines
 from .data.bio import tags_to_spans
 from .data.brat import write_brat
 from .data.text import TOKENIZE_MODES, tokenize_text
@@ -49,10 +54,9 @@ from .runtime import keep_freed_memory
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("auto", "text", "brat", "conll", "rocling")
+FORMATS = ("auto", "text", "brat", "conll", "rocling", "spanjson", *FORMAT_ALIASES)
 Span = tuple[int, int, str, float]
 _TAG = re.compile(r"^([BIMES])[-_](.+)$")
-_CONLL_SUFFIXES = (".conll", ".conllu", ".bio", ".iob", ".iob2", ".bioes", ".tsv", ".col")
 
 
 # ----------------------------------------------------------------------------- tagging
@@ -332,11 +336,14 @@ def predict_brat_folder(model, tokenizer, folder: str | Path, output_dir: str | 
 
 
 def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Path, fmt: str = "conll", options: PredictOptions | None = None) -> Path:
-    """Tag the sentences of a CoNLL (`fmt="conll"`) or char-per-line / HealthNER JSON (`"rocling"`) file.
+    """Tag the sentences of a CoNLL (`fmt="conll"`), char-per-line (`"rocling"`) or JSON file.
 
-    Writes `<output_dir>/<name>` (`.json`/`.jsonl` inputs: `<stem>.txt`) with lines
-    `token [gold] predicted`, a blank line after each sentence, `-DOCSTART-` lines kept for CoNLL
-    files that had them. Returns its path.
+    Column files (CoNLL, char per line) are written back line for line: every input line and
+    column is kept as it was (POS/chunk columns, the gold tags in their own scheme, `-DOCSTART-`
+    and blank lines, line ends) and the predicted tag is appended as one more column (separated
+    by a tab where the line uses tabs, else a space). JSON inputs (HealthNER, span JSON) give
+    `<stem>.txt` with lines `token [gold] predicted` and a blank line after each sentence.
+    Returns the path written.
     """
     path, output_dir, options = Path(path), Path(output_dir), options or PredictOptions()
     read_options = {}
@@ -345,21 +352,15 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
     sentences, report = read_files(fmt, [path], **read_options)
     logger.info("%s: %s", path, report.summary())
     tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
-    docstart = fmt == "conll" and any(line.startswith("-DOCSTART-") for line in _read_exact(path).splitlines())
-    has_gold = any(s.tags is not None for s in sentences)
-    lines, previous_doc = [], None
-    for sentence, word_tags in zip(sentences, tagged):
-        if docstart and sentence.doc_id != previous_doc:
-            lines += ["-DOCSTART-" + " O" * (2 if has_gold else 1), ""]
-            previous_doc = sentence.doc_id
-        for position, (token, (tag, _)) in enumerate(zip(sentence.tokens, word_tags)):
-            gold = [sentence.tags[position] if sentence.tags is not None else "O"] if has_gold else []
-            lines.append(" ".join([token, *gold, tag]))
-        lines.append("")
     output_dir.mkdir(parents=True, exist_ok=True)
-    out = output_dir / (path.stem + ".txt" if path.suffix.lower() in (".json", ".jsonl") else path.name)
+    json_input = fmt == "spanjson" or (fmt == "rocling" and _is_json_lines(path))
+    out = output_dir / (path.stem + ".txt" if json_input else path.name)
     _refuse_overwrite(path, out)
-    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="")
+    if json_input:
+        text = _token_lines(sentences, tagged)
+    else:
+        text = _append_column(_read_exact(path), [tag for word_tags in tagged for tag, _ in word_tags], path)
+    out.write_text(text, encoding="utf-8", newline="")
     if options.html:
         _write_sentences_html(model, sentences, tagged, out.with_suffix(out.suffix + ".html"))
     logger.info("wrote %d sentences to %s", len(sentences), out)
@@ -371,6 +372,36 @@ def _first_token_line_columns(path: Path) -> int:
         if line.strip() and not line.startswith("-DOCSTART-"):
             return len(line.split())
     return 0
+
+
+def _token_lines(sentences, tagged) -> str:
+    has_gold = any(s.tags is not None for s in sentences)
+    lines = []
+    for sentence, word_tags in zip(sentences, tagged):
+        for position, (token, (tag, _)) in enumerate(zip(sentence.tokens, word_tags)):
+            gold = [sentence.tags[position] if sentence.tags is not None else "O"] if has_gold else []
+            lines.append(" ".join([token, *gold, tag]))
+        lines.append("")
+    return "".join(line + "\n" for line in lines)
+
+
+def _append_column(text: str, tags: list[str], path: Path) -> str:
+    """`text` with `tags` appended, in order, to its token lines (not blank, not `-DOCSTART-`)."""
+    out, position = [], 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        end = line[len(body):]
+        if not body.strip() or body.lstrip("\ufeff").startswith("-DOCSTART-"):
+            out.append(line)
+            continue
+        if position >= len(tags):
+            raise ValueError(f"{path}: more token lines than the reader found tokens ({len(tags)}); cannot align the predictions")
+        separator = "\t" if "\t" in body else " "
+        out.append(body.rstrip(" \t") + separator + tags[position] + (end or ""))
+        position += 1
+    if position != len(tags):
+        raise ValueError(f"{path}: {position} token lines but {len(tags)} tokens read; cannot align the predictions")
+    return "".join(out)
 
 
 def _write_sentences_html(model, sentences, tagged, out: Path) -> Path:
@@ -389,40 +420,35 @@ def _write_sentences_html(model, sentences, tagged, out: Path) -> Path:
 
 
 def detect_format(path: str | Path) -> str:
-    """`brat` for a folder or a `.txt` with an `.ann` beside it; `conll` for a CoNLL suffix or a
-    `-DOCSTART-` line; `rocling` for JSON lines or one-character-per-line files; `conll` for
-    column files whose last column looks like tags; `text` otherwise."""
-    path = Path(path)
-    if path.is_dir() or path.suffix == ".ann" or (path.suffix == ".txt" and path.with_suffix(".ann").is_file()):
-        return "brat"
-    if path.suffix.lower() in (".json", ".jsonl"):
-        return "rocling"
-    head = _read_exact(path).splitlines()[:2000]
-    if path.suffix.lower() in _CONLL_SUFFIXES or any(line.startswith("-DOCSTART-") for line in head):
-        return "conll"
-    fields = [line.split() for line in head if line.strip()][:200]
-    if not fields:
-        return "text"
-    if all(len(f) <= 2 and len(f[0]) == 1 for f in fields):
-        return "rocling"
-    tag_like = sum(1 for f in fields if len(f) >= 2 and (f[-1] == "O" or _TAG.match(f[-1])))
-    if all(len(f) <= 10 for f in fields) and tag_like >= 0.8 * len(fields):
-        return "conll"
-    return "text"
+    """The format of an input, from its content (`mamba_ner.data.detect`, shared with training):
+    `brat` (a folder, or a `.txt` with an `.ann`), `rocling` (char per line, HealthNER JSON),
+    `spanjson`, `conll`, or `text` (raw text)."""
+    return detect_data_format(path)[0]
 
 
 def predict_path(model, tokenizer, path: str | Path, output_dir: str | Path, fmt: str = "auto", options: PredictOptions | None = None) -> list[Path]:
-    """Dispatch one input to the right `predict_*` function; returns the files written (.ann / column files)."""
+    """Dispatch one input to the right `predict_*` function; returns the files written (.ann / column files).
+
+    `fmt="auto"` detects the format from the content (`mamba_ner.data.detect`) and logs why; a
+    folder that is not brat is tagged file by file into `output_dir/<folder name>`.
+    """
     path = Path(path)
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    logger.info("%s: format %s", path, fmt)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such input file or folder")
+    if fmt == "auto":
+        fmt, reason = detect_data_format(path)
+        logger.info("%s: format %s (%s)", path, fmt, reason)
+    elif fmt != "text":
+        fmt = canonical_format(fmt)[0]
     if fmt == "brat":
         if path.is_dir():
             return predict_brat_folder(model, tokenizer, path, Path(output_dir) / path.name, options)
         return [predict_text_file(model, tokenizer, path.with_suffix(".txt"), output_dir, options)]
+    if path.is_dir():
+        return [out for file in expand_folders([path]) for out in predict_path(model, tokenizer, file, Path(output_dir) / path.name, fmt, options)]
     if fmt == "text":
         return [predict_text_file(model, tokenizer, path, output_dir, options)]
-    if fmt in ("conll", "rocling"):
+    if fmt in ("conll", "rocling", "spanjson"):
         return [predict_conll_file(model, tokenizer, path, output_dir, fmt, options)]
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
@@ -430,35 +456,58 @@ def predict_path(model, tokenizer, path: str | Path, output_dir: str | Path, fmt
 # ----------------------------------------------------------------------------- command line
 @dataclass
 class PredictArguments:
-    model: str = field(metadata={"help": "Checkpoint folder (model + tokenizer)"})
-    output: str = field(default="predictions", metadata={"help": "Output folder; a brat folder INPUT goes to OUTPUT/<its name>"})
-    format: str = field(default="auto", metadata={"help": "Input format", "choices": list(FORMATS)})
+    model: str = field(metadata={"help": "Checkpoint folder (model + tokenizer), e.g. OUTPUT_DIR/model of a training run"})
+    output: str = field(default="predictions", metadata={"help": "Output folder; a folder INPUT goes to OUTPUT/<its name>"})
+    format: str = field(default="auto", metadata={"help": "Input format (default auto: detected from each input's content)", "choices": list(FORMATS), "aliases": ["--data_format", "--data-format"]})
     batch_size: int = field(default=8, metadata={"help": "Most sequences per forward pass"})
-    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens; unset: whole texts in one pass"})
-    stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows; unset: max_length // 4"})
+    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens (default: whole texts in one pass)"})
+    stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default: max_length // 4)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
-    html: bool = field(default=False, metadata={"help": "Also write a displaCy-style HTML page per document"})
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, list[str]]:
+def build_parser():
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(PredictArguments, prog="mamba-ner predict", description="Tag files with a trained checkpoint.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, brat folders, CoNLL or char-per-line files")
-    args, rest = parser.parse_args_into_dataclasses(args=argv)
-    return args, rest.inputs
+    from .commandline import DefaultsHelpFormatter
+
+    parser = HfArgumentParser(PredictArguments, prog="mamba-ner predict", formatter_class=DefaultsHelpFormatter,
+                              description="Tag files with a trained checkpoint. Errors are one line; --debug shows the traceback.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, brat folders, CoNLL, char-per-line or JSON files, or folders of them")
+    parser.add_argument("--html", action="store_true", help="Also write a displaCy-style HTML page per document (a flag: takes no value)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, list[str], bool]:
+    """`(arguments, inputs, html)`."""
+    from .commandline import parse_dataclasses
+
+    args, rest = parse_dataclasses(build_parser(), list(sys.argv[1:] if argv is None else argv))
+    return args, rest.inputs, rest.html
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`mamba-ner predict`: user mistakes end in one line (`--debug`: traceback)."""
+    from .commandline import run_command
+
+    return run_command(_main, argv, "mamba-ner predict")
+
+
+def _main(argv: list[str]) -> int:
     # 1. Arguments and logging
-    args, inputs = parse_args(list(sys.argv[1:] if argv is None else argv))
+    args, inputs, html = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     keep_freed_memory()  # fewer page faults per step (see mamba_ner.runtime)
+    missing = [path for path in inputs if not Path(path).exists()]
+    if missing:
+        raise FileNotFoundError(f"input not found: {', '.join(missing)}")
 
     # 2. Model and tokenizer on the device
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    from .commandline import check_model_folder
+
+    check_model_folder(args.model)
     device = resolve_device(args.device)
     model = AutoModelForTokenClassification.from_pretrained(args.model).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -466,11 +515,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. Every input, each to its own writer
     options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
-                             device=None, tokenize=args.tokenize, html=args.html, progress=True)
-    missing = [path for path in inputs if not Path(path).exists()]
-    if missing:
-        logger.error("input not found: %s", ", ".join(missing))
-        return 2
+                             device=None, tokenize=args.tokenize, html=html, progress=True)
     for path in inputs:
         for written in predict_path(model, tokenizer, path, args.output, args.format, options):
             print(written)

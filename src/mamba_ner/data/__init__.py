@@ -27,7 +27,7 @@ READERS = {"rocling": read_rocling, "brat": read_brat, "conll": read_conll, "spa
 
 
 def read_files(
-    fmt: str | None, paths: Iterable[str | Path] | str | Path, **options
+    fmt: str | None, paths: Iterable[str | Path] | str | Path, *, per_format: dict | None = None, **options
 ) -> tuple[list[Sentence], ConversionReport]:
     """Read files of one format into sentences plus a report.
 
@@ -39,11 +39,12 @@ def read_files(
         **options: passed to the reader (`read_rocling`, `read_brat`, `read_conll`,
             `read_spanjson`); with a detected format, options the chosen reader does not take are
             left out, so one set of options can serve any format.
+        per_format (`dict`, *optional*): reader name -> options used only when that reader is chosen.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     reader_name, implied = resolve_format(fmt, paths)
     reader = READERS[reader_name]
-    options = {**options, **implied}
+    options = {**options, **(per_format or {}).get(reader_name, {}), **implied}
     if fmt is None or fmt == "auto":
         accepted = inspect.signature(read_brat_documents if reader_name == "brat" else reader).parameters
         options = {key: value for key, value in options.items() if key in accepted}

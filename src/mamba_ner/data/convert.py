@@ -1,5 +1,6 @@
 """`mamba-ner convert`: annotated files -> a saved `DatasetDict`, with the conversion report.
 
+    mamba-ner convert train.txt --test test.txt --split-ratios train=0.9,validation=0.1 --output data/   # format detected
     mamba-ner convert --format rocling train.txt --test test.txt --split-ratios train=0.9,validation=0.1 --output data/
     mamba-ner convert --format brat corpus/ --split-ratios train=0.8,validation=0.1,test=0.1 --by-document --output data/
     mamba-ner convert --format conll eng.train --validation eng.testa --test eng.testb --dedup --output data/
@@ -7,8 +8,10 @@
 
 Writes into `--output`: the DatasetDict (`save_to_disk`), `labels.json`, `report.json`, with
 `--parquet` one `<split>.parquet` per split, with `--tokenizer KIND` a tokenizer trained on the
-train split in `tokenizer/`. Prints the report summary. Exit status 1 on malformed input (the
-message names file, line and what was expected; `--on-error skip` drops and reports instead).
+train split in `tokenizer/`. Prints the report summary. Exit status 1 on malformed or empty input
+(the message names file, line and what was expected; `--on-error skip` drops and reports instead).
+Without `--format` the format is detected from the files' content (`detect.py`); `bmes`/`bioes`
+are CoNLL with that input scheme; folders stand for their files. Options take `-` or `_`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import FORMATS, DataFormatError, read_files
+from . import DataFormatError, format_choices, read_files
 from .bio import O_PREFIX_POLICIES, OVERLAP_POLICIES, SCHEMES
 from .report import ConversionReport
 from .text import SPLIT_MODES, TOKENIZE_MODES
@@ -33,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "inputs", nargs="*", metavar="INPUT", help="files (brat: folders, .txt/.ann files) for the train pool"
     )
-    parser.add_argument("--format", choices=FORMATS, help="input format (required unless --protocol)")
+    parser.add_argument("--format", "--data-format", "--data_format", dest="format", choices=format_choices(), default=None,
+                        help="force a reader (default: detected from each file's content)")
     parser.add_argument(
         "--output", required=True, help="folder to write the DatasetDict, labels.json and report.json to"
     )
@@ -79,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     conll.add_argument("--tag-column", type=int, default=-1, help="tag column index (default -1, the last)")
     conll.add_argument("--no-tags", action="store_true", help="unlabelled input (no tag column)")
     conll.add_argument("--delimiter", default=None, help="column delimiter (default: spaces/tabs)")
+    conll.add_argument("--strip-segmentation-digits", action="store_true",
+                       help="remove the word-segmentation digit of Weibo NER tokens (科0 -> 科); conll and char-per-line files")
+    spans = parser.add_argument_group("span JSON")
+    spans.add_argument("--end", default="auto", choices=("auto", "exclusive", "inclusive"),
+                       help="entity end offsets: auto (decided from the surface texts), exclusive or inclusive")
     brat = parser.add_argument_group("brat")
     brat.add_argument(
         "--unit",
@@ -116,29 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def reader_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `read_files` for the chosen format."""
-    options = {"scheme": args.scheme, "on_error": args.on_error}
-    if args.format == "brat":
-        types = args.entity_types.split(",") if args.entity_types else None
-        options.update(
-            split=args.unit,
-            tokenize=args.tokenize,
-            overlap=args.overlap,
-            discontinuous=args.discontinuous,
-            max_chars=args.max_chars or None,
-            entity_types=types,
-        )
-    else:
-        options.update(o_prefix=args.o_prefix)
-        if args.input_scheme:
-            options["input_scheme"] = args.input_scheme
-    if args.format == "conll":
-        options.update(
-            token_column=args.token_column,
-            tag_column=None if args.no_tags else args.tag_column,
-            delimiter=args.delimiter,
-        )
-    return options
+    """Reader name -> the keyword arguments of that reader (`read_files(per_format=...)` picks one)."""
+    common = {"scheme": args.scheme, "on_error": args.on_error}
+    types = args.entity_types.split(",") if args.entity_types else None
+    tagged = {"o_prefix": args.o_prefix, "strip_segmentation_digits": args.strip_segmentation_digits}
+    if args.input_scheme:
+        tagged["input_scheme"] = args.input_scheme
+    return {
+        "brat": {**common, "split": args.unit, "tokenize": args.tokenize, "overlap": args.overlap,
+                 "discontinuous": args.discontinuous, "max_chars": args.max_chars or None, "entity_types": types},
+        "spanjson": {**common, "tokenize": args.tokenize, "overlap": args.overlap, "entity_types": types, "end": args.end},
+        "rocling": {**common, **tagged},
+        "conll": {**common, **tagged, "token_column": args.token_column,
+                  "tag_column": None if args.no_tags else args.tag_column, "delimiter": args.delimiter},
+    }
 
 
 def parse_ratios(text: str) -> dict[str, float]:
@@ -150,7 +150,17 @@ def parse_ratios(text: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """`mamba-ner convert`: user mistakes end in one line (`--debug`: traceback)."""
+    from ..commandline import run_command
+
+    return run_command(_main, argv, "mamba-ner convert")
+
+
+def _main(argv: list[str]) -> int:
+    from ..commandline import normalize_spelling
+
+    parser = build_parser()
+    args = parser.parse_args(normalize_spelling(argv, parser))
     from .features import build_dataset_dict, label_list_from, remove_duplicates, split_sentences  # imports datasets
 
     try:
@@ -162,10 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.protocol, args.data_dir, seed=args.seed, brat_split=args.unit, max_chars=args.max_chars or None
             )
         else:
-            if not args.format or not args.inputs:
-                build_parser().error("give --format and at least one INPUT (or --protocol)")
+            if not args.inputs:
+                build_parser().error("give at least one INPUT (or --protocol)")
             options = reader_options(args)
-            pool, report = read_files(args.format, args.inputs, **options)
+            pool, report = read_files(args.format, args.inputs, per_format=options)
+            if not pool:
+                raise DataFormatError(", ".join(args.inputs), None, "at least one sentence to convert", "none")
             # 2. splits: by ratio from the pool, plus explicit files
             splits = (
                 split_sentences(pool, args.split_ratios, args.seed, args.by_document)
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 if paths:
                     if name in splits:
                         build_parser().error(f"the {name} split is given both by --split-ratios and by --{name}")
-                    splits[name], split_report = read_files(args.format, paths, **options)
+                    splits[name], split_report = read_files(args.format, paths, per_format=options)
                     report.update(split_report)
             # 3. duplicates, then the dataset with one fixed label list
             first = next(iter(splits))
