@@ -167,3 +167,11 @@ def test_fine_tune_from_the_pretrained_checkpoint(pretrained, tmp_path):
     assert config["vocab_size"] == len(pretrained_tokenizer) and config["bigram_vocab_size"] == 64
     assert "AutoModelForMaskedLM" not in config["auto_map"]
     assert len(config["id2label"]) > 2
+
+
+def test_cli_pretrain_without_text_is_a_one_line_error(tmp_path, capsys):
+    from mamba_ner.cli import main as cli_main
+
+    assert cli_main(["pretrain", "--output_dir", str(tmp_path / "out"), "--use_cpu"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--train_files" in error and "--protocol" in error

@@ -26,7 +26,6 @@ and CRF start from scratch. Characters of the NER data missing from the pretrain
 from __future__ import annotations
 
 import logging
-import os
 import random
 import sys
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import transformers
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, HfArgumentParser, TrainingArguments, set_seed
 
+from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
 from .modeling_mamba_crf import MambaCrfForMaskedLM
 from .runtime import keep_freed_memory
@@ -64,12 +64,18 @@ class PretrainingArguments:
     tie_word_embeddings: bool = field(default=True, metadata={"help": "The LM head's output matrix is the input embedding matrix"})
 
 
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser((ModelArguments, PretrainingArguments, TrainingArguments),
+                              prog=Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "run_pretraining.py",
+                              formatter_class=DefaultsHelpFormatter,
+                              usage="%(prog)s [CONFIG.json] [--option value ...]  (the command line overrides the JSON file)")
+    describe_negations(parser)
+    return parser
+
+
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, PretrainingArguments, TrainingArguments))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    """`[CONFIG.json] [--option value ...]`: JSON values first, the command line wins."""
+    return parse_dataclasses(build_parser(), list(sys.argv[1:] if argv is None else argv))
 
 
 # ----------------------------------------------------------------------------------- text
@@ -91,7 +97,7 @@ def read_texts(paths: list[str], data_format: str = "auto") -> list[str]:
         kinds = {detect_format(path)[0] for path in paths}
         data_format = TEXT_FORMAT if kinds == {TEXT_FORMAT} else "auto"
         if TEXT_FORMAT in kinds and len(kinds) > 1:
-            raise ValueError(f"{paths}: raw text mixed with labelled files ({sorted(kinds)}); pass --data_format")
+            raise UsageError(f"{', '.join(map(str, paths))}: raw text mixed with labelled files ({sorted(kinds)}); pass --data_format")
     if data_format == TEXT_FORMAT:
         texts = []
         for path in expand_folders(paths):
@@ -113,7 +119,7 @@ def load_texts(args: PretrainingArguments) -> list[str]:
         logger.info("protocol %s: pretraining on its %d training sentences only", args.protocol, len(dataset["train"]))
         return [" ".join(tokens) for tokens in dataset["train"]["tokens"] if tokens]
     if not args.train_files:
-        raise ValueError("give --train_files (text or labelled files/folders) or --protocol")
+        raise UsageError("give --train_files (text or labelled files/folders) or --protocol")
     return read_texts(args.train_files, args.data_format)
 
 
@@ -187,6 +193,11 @@ class MaskedLMTrainer(MambaCrfTrainer):
 
 # ----------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
+    """`run_pretraining.py` / `mamba-ner pretrain`: user mistakes end in one line (`--debug`: traceback)."""
+    return run_command(_main, argv, build_parser().prog)
+
+
+def _main(argv: list[str]) -> int:
     # 1. Arguments and logging
     model_args, args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -197,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(training_args.output_dir)
 
     # 2. Text, held-out split
-    texts = split_texts(load_texts(args), args.validation_split_ratio, args.split_seed)
+    all_texts = load_texts(args)
+    if not all_texts:
+        raise UsageError(f"{', '.join(args.train_files) or args.protocol}: no text to pretrain on")
+    texts = split_texts(all_texts, args.validation_split_ratio, args.split_seed)
     logger.info("texts: %d for training, %d held out", len(texts["train"]), len(texts["validation"]))
 
     # 3. Tokenizer (from the checkpoint folder when continuing, else built from all the text)
