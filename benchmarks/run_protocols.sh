@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Train and evaluate every accuracy protocol of ../shared/BENCHMARKS.md, one after the other.
+# Train and evaluate every accuracy protocol of ../shared/BENCHMARKS.md, one after the other, with
+# 2 threads, and record each run's scores in benchmarks/accuracy.json (benchmarks/collect_accuracy.py
+# reads them from the run's own summary.json).
 # Logs go to outputs/<protocol>.log; scores to outputs/<protocol>/summary.json and *_scores.json.
 #   bash benchmarks/run_protocols.sh [healthner rocling22 conll03 ruijin]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1
 mkdir -p outputs
 for name in "${@:-healthner rocling22 conll03 ruijin}"; do
   for p in $name; do
     echo "=== $p $(date -u +%FT%TZ)" | tee -a outputs/protocols.log
     start=$(date +%s)
-    HF_HUB_OFFLINE=1 $PY examples/run_ner.py "examples/configs/$p.json" > "outputs/$p.log" 2>&1
-    echo "=== $p exit $? after $(( $(date +%s) - start )) s" | tee -a outputs/protocols.log
+    $PY examples/run_ner.py "examples/configs/$p.json" > "outputs/$p.log" 2>&1
+    status=$?
+    wall=$(( $(date +%s) - start ))
+    echo "=== $p exit $status after $wall s" | tee -a outputs/protocols.log
+    if [ "$status" = 0 ]; then
+      $PY benchmarks/collect_accuracy.py "$p" --wall-seconds "$wall" | tee -a outputs/protocols.log
+    fi
   done
 done

@@ -1,6 +1,7 @@
 """Saved checkpoints load with trust_remote_code in a process where `mamba_ner` cannot be imported."""
 import json
 
+import pytest
 import torch
 from clean_process import run_without_package
 
@@ -30,11 +31,13 @@ print(json.dumps({
 """
 
 
-def test_remote_code_round_trip_without_the_package(tmp_path):
+@pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
+                                         "residual_dropout_prob": 0.1}], ids=["plain", "bigrams"])
+def test_remote_code_round_trip_without_the_package(tmp_path, features):
     torch.manual_seed(0)
     config = MambaCrfConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=2, state_size=4, use_bias=True,
-        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)}, **features,
     )
     model = MambaCrfForTokenClassification(config).eval()
     save_dir = tmp_path / "checkpoint"

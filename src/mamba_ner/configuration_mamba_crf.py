@@ -61,6 +61,20 @@ class MambaCrfConfig(PretrainedConfig):
             transitions the CRF makes impossible: `"BIO"` (IOB2), `"IOBES"`, or `None`/`"none"`.
         hidden_dropout_prob (`float`, *optional*, defaults to 0.1): Dropout on the embeddings.
         classifier_dropout (`float`, *optional*, defaults to 0.1): Dropout before the emission layer.
+        residual_dropout_prob (`float`, *optional*, defaults to 0.0): Dropout on every mixer's output,
+            before it is added to the residual stream.
+        word_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of real tokens
+            replaced by `unk_token_id` (special tokens are kept), so the model learns to tag words it
+            has never seen from their context.
+        bigram_vocab_size (`int`, *optional*, defaults to 0): Hash buckets of a token-bigram embedding
+            added to every token's embedding (0: none). Position t adds the embeddings of the pairs
+            (t-1, t) and (t, t+1), hashed from `input_ids` inside the model, so checkpoints and
+            pipelines need nothing new; a row's first and last tokens pair with a boundary marker.
+            For character-level Chinese these are the character bigrams of from-scratch NER systems.
+        unk_token_id (`int`, *optional*): The tokenizer's unknown-token id (needed by `word_dropout_prob`).
+        use_crf (`bool`, *optional*, defaults to `True`): Train with the CRF's negative log-likelihood and
+            decode with Viterbi. `False` makes a softmax tagger (token cross-entropy, argmax decoding,
+            no constraints): the baseline against which the CRF is measured.
         id2label / label2id: The tag set (e.g. `{0: "O", 1: "B-DISE", 2: "I-DISE"}`).
     """
 
@@ -96,6 +110,11 @@ class MambaCrfConfig(PretrainedConfig):
         tagging_scheme="BIO",
         hidden_dropout_prob=0.1,
         classifier_dropout=0.1,
+        residual_dropout_prob=0.0,
+        word_dropout_prob=0.0,
+        bigram_vocab_size=0,
+        unk_token_id=None,
+        use_crf=True,
         use_cache=False,
         **kwargs,
     ):
@@ -113,7 +132,12 @@ class MambaCrfConfig(PretrainedConfig):
             time_step_rank = math.ceil(hidden_size / 16)
         if not isinstance(time_step_rank, int) or time_step_rank < 1:
             raise ValueError(f"time_step_rank must be a positive integer or 'auto', got {time_step_rank!r}")
-        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("classifier_dropout", classifier_dropout)):
+        if not isinstance(bigram_vocab_size, int) or isinstance(bigram_vocab_size, bool) or bigram_vocab_size < 0:
+            raise ValueError(f"bigram_vocab_size must be a non-negative integer (0: no bigram embedding), got {bigram_vocab_size!r}")
+        if float(word_dropout_prob) > 0 and unk_token_id is None:
+            raise ValueError("word_dropout_prob > 0 needs unk_token_id (the id that dropped words are replaced by)")
+        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("classifier_dropout", classifier_dropout),
+                            ("residual_dropout_prob", residual_dropout_prob), ("word_dropout_prob", word_dropout_prob)):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if not 0.0 < time_step_min <= time_step_max:
@@ -151,6 +175,11 @@ class MambaCrfConfig(PretrainedConfig):
         self.tagging_scheme = normalize_tagging_scheme(tagging_scheme)
         self.hidden_dropout_prob = float(hidden_dropout_prob)
         self.classifier_dropout = float(classifier_dropout)
+        self.residual_dropout_prob = float(residual_dropout_prob)
+        self.word_dropout_prob = float(word_dropout_prob)
+        self.bigram_vocab_size = bigram_vocab_size
+        self.unk_token_id = unk_token_id
+        self.use_crf = bool(use_crf)
         self.use_cache = use_cache
         # A Mamba LM checkpoint's config carries these; they mean nothing for tagging.
         kwargs.pop("intermediate_size", None)

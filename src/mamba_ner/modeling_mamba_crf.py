@@ -51,6 +51,25 @@ logger = logging.get_logger(__name__)
 GENERIC_LABEL_PREFIX = "LABEL_"  # what PretrainedConfig invents when no labels are given
 
 
+BIGRAM_HASH_MULTIPLIER = 1_000_003  # a prime above any vocabulary size
+BIGRAM_BOUNDARY = -1  # the neighbour of a row's first and last real token
+
+
+def bigram_ids(input_ids: torch.LongTensor, real: torch.Tensor, buckets: int) -> torch.LongTensor:
+    """Hashed ids of the token pairs around every position.
+
+    input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first ->
+    (b, l, 2): bucket of the pair (t-1, t) and of the pair (t, t+1); a neighbour outside the row
+    is `BIGRAM_BOUNDARY`. Pair (t, t+1) is the same bucket as the pair (t'-1, t') with t' = t+1.
+    """
+    ids = input_ids.masked_fill(~real, BIGRAM_BOUNDARY)  # (b, l)
+    boundary = ids.new_full((ids.shape[0], 1), BIGRAM_BOUNDARY)
+    padded = torch.cat([boundary, ids, boundary], dim=1)  # (b, l + 2)
+    pairs = (padded[:, :-1] + 1) * BIGRAM_HASH_MULTIPLIER + (padded[:, 1:] + 1)  # (b, l + 1): pair (t-1, t) at t
+    buckets_of_pairs = pairs % buckets
+    return torch.stack([buckets_of_pairs[:, :-1], buckets_of_pairs[:, 1:]], dim=-1)  # (b, l, 2)
+
+
 class MambaCrfRMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float = 1e-6):
         super().__init__()
@@ -147,10 +166,11 @@ class MambaCrfBlock(nn.Module):
         self.residual_in_fp32 = config.residual_in_fp32
         self.norm = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.mixer = MambaCrfMixer(config, layer_idx=layer_idx)
+        self.dropout = nn.Dropout(getattr(config, "residual_dropout_prob", 0.0))
 
     def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         residual = hidden_states
-        hidden_states = self.mixer(self.norm(hidden_states.to(self.norm.weight.dtype)), lengths)
+        hidden_states = self.dropout(self.mixer(self.norm(hidden_states.to(self.norm.weight.dtype)), lengths))
         if self.residual_in_fp32:
             residual = residual.to(torch.float32)
         return residual + hidden_states
@@ -229,6 +249,8 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
     def __init__(self, config: MambaCrfConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=None)
+        bigram_buckets = getattr(config, "bigram_vocab_size", 0)
+        self.bigram_embeddings = nn.Embedding(bigram_buckets, config.hidden_size) if bigram_buckets else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList([MambaCrfBlock(config, layer_idx=i) for i in range(config.num_hidden_layers)])
         self.norm_f = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
@@ -236,6 +258,27 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
 
     def get_input_embeddings(self):
         return self.embeddings
+
+    def embed(self, input_ids: torch.LongTensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings (+ hashed bigram embeddings) of rows whose real tokens come first.
+
+        input_ids: (b, l); lengths: (b,) real tokens per row (None: all) -> (b, l, d). In training,
+        `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`.
+        """
+        config = self.config
+        b, l = input_ids.shape
+        positions = torch.arange(l, device=input_ids.device)
+        real = positions[None, :] < (lengths[:, None] if lengths is not None else l)  # (b, l)
+        word_dropout = getattr(config, "word_dropout_prob", 0.0)
+        if self.training and word_dropout > 0:
+            special = [t for t in (config.pad_token_id, config.bos_token_id, config.eos_token_id) if t is not None]
+            droppable = real & ~torch.isin(input_ids, torch.tensor(special, device=input_ids.device))
+            dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
+            input_ids = input_ids.masked_fill(dropped, config.unk_token_id)
+        hidden_states = self.embeddings(input_ids)  # (b, l, d)
+        if self.bigram_embeddings is not None:
+            hidden_states = hidden_states + self.bigram_embeddings(bigram_ids(input_ids, real, self.bigram_embeddings.num_embeddings)).sum(2)
+        return hidden_states
 
     def set_input_embeddings(self, new_embeddings):
         self.embeddings = new_embeddings
@@ -257,8 +300,8 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden_states = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds  # (b, l, d)
-        b, l = hidden_states.shape[:2]
+        inputs = input_ids if inputs_embeds is None else inputs_embeds  # (b, l) or (b, l, d)
+        b, l = inputs.shape[:2]
 
         order = lengths = mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -266,7 +309,11 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             lengths = mask.sum(1)  # (b,) real tokens per row
             positions = torch.arange(l, device=mask.device)
             if not bool((mask == (positions[None, :] < lengths[:, None])).all()):  # not right-padded: pack
-                _, order, hidden_states = pack_by_mask(mask, hidden_states)
+                _, order, inputs = pack_by_mask(mask, inputs)
+        if inputs_embeds is None:
+            hidden_states = self.embed(inputs, lengths)  # (b, l, d)
+        else:
+            hidden_states = inputs
 
         hidden_states = self.dropout(hidden_states)
         all_hidden_states = () if output_hidden_states else None
@@ -359,21 +406,31 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         hidden = outputs.last_hidden_state  # float32 when residual_in_fp32, whatever the weights' dtype
         emissions = self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))  # (b, l, k)
 
+        use_crf = getattr(self.config, "use_crf", True)
         loss = None
         if labels is not None:
-            loss = self.crf(emissions, labels, mask=attention_mask)
+            if use_crf:
+                loss = self.crf(emissions, labels, mask=attention_mask)
+            else:  # softmax tagger: token cross-entropy (-100 ignored)
+                on_chain = labels if attention_mask is None else labels.masked_fill(~attention_mask.bool(), -100)
+                loss = F.cross_entropy(emissions.float().flatten(0, 1), on_chain.flatten(), ignore_index=-100)
         predictions = None
         if return_predictions if return_predictions is not None else not self.training:
             chain = attention_mask.bool() if attention_mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool, device=emissions.device)
             if labels is not None:
                 chain = chain & (labels != -100)
-            predictions = self.crf.decode(emissions, mask=chain)
+            if use_crf:
+                predictions = self.crf.decode(emissions, mask=chain)
+            else:
+                predictions = emissions.argmax(-1).masked_fill(~chain, -100)
         if not return_dict:
             return tuple(v for v in (loss, emissions, predictions, outputs.hidden_states) if v is not None)
         return MambaCrfTokenClassifierOutput(loss=loss, logits=emissions, predictions=predictions, hidden_states=outputs.hidden_states)
 
     def tag_marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """CRF posterior probability of each tag at each position, (b, l, k)."""
+        """CRF posterior probability of each tag at each position, (b, l, k) (softmax without a CRF)."""
+        if not getattr(self.config, "use_crf", True):
+            return emissions.float().softmax(-1)
         return self.crf.marginals(emissions, mask)
 
 

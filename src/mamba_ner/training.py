@@ -17,6 +17,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 import transformers
 from datasets import DatasetDict, load_from_disk
 from transformers import (
@@ -34,6 +35,7 @@ from .configuration_mamba_crf import MambaCrfConfig
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
+from .trainer import MambaCrfTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ class ModelArguments:
     tagging_scheme: str = field(default="BIO", metadata={"help": "CRF constraints: BIO, IOBES or none"})
     hidden_dropout_prob: float = field(default=0.1, metadata={"help": "Dropout on the embeddings"})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the emission layer"})
+    residual_dropout_prob: float = field(default=0.0, metadata={"help": "Dropout on every Mamba block's output"})
+    word_dropout_prob: float = field(default=0.0, metadata={"help": "Share of training tokens replaced by [UNK] (teaches unseen words)"})
+    bigram_vocab_size: int = field(default=0, metadata={"help": "Hash buckets of the token-bigram embedding of a new model (0: none)"})
+    use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
 
 
 @dataclass
@@ -79,6 +85,8 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation/test examples"})
     label_all_subwords: bool = field(default=False, metadata={"help": "Label every sub-word instead of the first only"})
+    train_window: int = field(default=0, metadata={"help": "Train on windows of this many tokens cut from longer rows (0: whole rows)"})
+    train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
 
 
 @dataclass
@@ -118,7 +126,7 @@ def load_raw_datasets(data_args: DataArguments) -> DatasetDict:
     if data_args.protocol:
         from .data.protocols import load_protocol
 
-        dataset, report = load_protocol(data_args.protocol, data_args.data_dir)
+        dataset, report = load_protocol(data_args.protocol, data_args.data_dir, brat_split=data_args.brat_split)
         logger.info("protocol %s:\n%s", data_args.protocol, report.summary())
         return dataset
     if data_args.data_format == "dataset" or data_args.dataset_path:
@@ -173,13 +181,26 @@ def get_tokenizer(model_args: ModelArguments, raw: DatasetDict, checkpoint: Path
     return build_tokenizer(raw["train"]["tokens"], kind=model_args.tokenizer_kind, vocab_size=model_args.tokenizer_vocab_size)
 
 
+def _regularisation(model_args: ModelArguments) -> dict:
+    """Config fields that a fine-tuning run sets even when it starts from a checkpoint."""
+    return {"hidden_dropout_prob": model_args.hidden_dropout_prob, "classifier_dropout": model_args.classifier_dropout,
+            "residual_dropout_prob": model_args.residual_dropout_prob, "word_dropout_prob": model_args.word_dropout_prob}
+
+
+def _special_token_ids(tokenizer) -> dict:
+    """pad/unk ids, and [CLS]/[SEP] as bos/eos (word dropout keeps these)."""
+    return {"pad_token_id": tokenizer.pad_token_id, "unk_token_id": tokenizer.unk_token_id,
+            "bos_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id}
+
+
 def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
     id2label = dict(enumerate(label_list))
     label2id = {label: i for i, label in id2label.items()}
     if model_args.model_name_or_path:
         model, info = MambaCrfForTokenClassification.from_pretrained(
             model_args.model_name_or_path, num_labels=len(label_list), id2label=id2label, label2id=label2id,
-            tagging_scheme=model_args.tagging_scheme, output_loading_info=True)
+            tagging_scheme=model_args.tagging_scheme, output_loading_info=True,
+            **_regularisation(model_args), **_special_token_ids(tokenizer))
         if info["missing_keys"]:
             logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
         if model.config.vocab_size < len(tokenizer):
@@ -188,9 +209,8 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
-        tagging_scheme=model_args.tagging_scheme, hidden_dropout_prob=model_args.hidden_dropout_prob,
-        classifier_dropout=model_args.classifier_dropout, pad_token_id=tokenizer.pad_token_id,
-        id2label=id2label, label2id=label2id,
+        tagging_scheme=model_args.tagging_scheme, bigram_vocab_size=model_args.bigram_vocab_size,
+        use_crf=model_args.use_crf, id2label=id2label, label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
     )
     return MambaCrfForTokenClassification(config)
 
@@ -248,12 +268,21 @@ def _main(argv: list[str]) -> int:
 
     with training_args.main_process_first(desc="tokenizing"):
         features = raw.map(align, batched=True, remove_columns=raw["train"].column_names, desc="tokenize and align labels")
+        if data_args.train_window:
+            from .windows import window_features
+
+            rows = len(features["train"])
+            features["train"] = features["train"].map(
+                window_features, batched=True, remove_columns=features["train"].column_names, desc="training windows",
+                fn_kwargs={"window": data_args.train_window, "context": data_args.train_window_context})
+            logger.info("training windows of %d tokens (+%d context each side): %d rows -> %d windows",
+                        data_args.train_window, data_args.train_window_context, rows, len(features["train"]))
 
     # 5. Trainer
     callbacks = []
     if run_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run_args.early_stopping_patience))
-    trainer = Trainer(
+    trainer = MambaCrfTrainer(
         model=model,
         args=training_args,
         train_dataset=features["train"] if training_args.do_train else None,
@@ -271,6 +300,10 @@ def _main(argv: list[str]) -> int:
         except KeyboardInterrupt:
             print(resume.interrupted_message(output_dir, trainer.state.global_step, argv), file=sys.stderr)
             return 130
+        result.metrics.update(trainer.throughput(result.metrics["train_runtime"]))
+        logger.info("training loop: %.0f real tokens/s, padding %.1f%% of the batches' positions",
+                    result.metrics["train_real_tokens_per_second"], 100 * result.metrics["train_padding_share"])
+        train_metrics = result.metrics
         trainer.save_model()
         tokenizer.save_pretrained(output_dir)
         trainer.log_metrics("train", result.metrics)
@@ -278,6 +311,8 @@ def _main(argv: list[str]) -> int:
         trainer.save_state()
 
     # 7. Evaluate on validation and test: metrics JSON, table, pictures
+    if not training_args.do_train:
+        train_metrics = {}
     all_scores = {}
     for split in ("validation", "test"):
         if split not in features or not (training_args.do_eval or training_args.do_predict):
@@ -303,9 +338,17 @@ def _main(argv: list[str]) -> int:
         summary = {split: {"f1": s["entity"]["f1"], "precision": s["entity"]["precision"], "recall": s["entity"]["recall"],
                            "strict_f1": s["entity_strict"]["f1"], "token_micro_f1": s["token"]["micro_f1"],
                            "token_macro_f1": s["token"]["macro_f1"]} for split, s in all_scores.items()}
+        summary["train"] = {key: train_metrics[key] for key in (
+            "train_runtime", "epoch", "train_real_tokens", "train_loop_seconds", "train_eval_seconds",
+            "train_real_tokens_per_second", "train_padding_share") if key in train_metrics}
+        summary["train"]["threads"] = torch.get_num_threads()
+        summary["train"]["epochs_run"] = trainer.state.epoch
+        summary["train"]["best_checkpoint"] = trainer.state.best_model_checkpoint
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print("\nentity-level scores (seqeval, default mode):")
         for split, s in summary.items():
+            if split == "train":
+                continue
             print(f"  {split:<10} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  (strict F1 {s['strict_f1']:.4f})")
         export_dir = _export(output_dir)
         print(f"checkpoint: {export_dir.resolve()}  (Trainer state and checkpoints: {output_dir.resolve()})")
