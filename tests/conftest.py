@@ -6,6 +6,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+# Without a GPU, the Triton CRF kernels (crf_triton.py) are tested in Triton's interpreter on CPU
+# tensors. The flag is read when the kernels are defined, i.e. when mamba_ner.crf is first imported,
+# so it is set here, before any test module imports the package. Nothing else changes: `auto` never
+# picks Triton for CPU tensors.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402

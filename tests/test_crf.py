@@ -374,7 +374,7 @@ def test_gradcheck_through_kernel(ops):
 def test_crf_env_var_is_checked(monkeypatch):
     monkeypatch.setenv("MAMBA_NER_CRF", "fast")
     crf = make_crf(num_tags=3)
-    with pytest.raises(ValueError, match="MAMBA_NER_CRF='fast'; expected one of auto, torch"):
+    with pytest.raises(ValueError, match="MAMBA_NER_CRF='fast'; expected one of auto, torch, cpp, triton"):
         crf.decode(torch.randn(1, 2, 3))
 
 

@@ -19,10 +19,13 @@ constraint pattern is plain Python data derived from the label names, turned int
 device of the emissions when first used: it never sits in a buffer that `from_pretrained` could
 leave uninitialised.
 
-Paths: on CPU the recursions (log Z with its forward-backward gradient, Viterbi) run in the C++
-kernels of `crf_cpu_kernel.py`, compiled on first use; elsewhere, or when they cannot be compiled, or
-with ``MAMBA_NER_CRF=torch``, they run as the Python loops `_log_partition_forward_torch`,
+Paths: the recursions (log Z with its forward-backward gradient, Viterbi, marginals) run in the
+Triton kernels of `crf_triton.py` on CUDA tensors when triton imports, in the C++ kernels of
+`crf_cpu_kernel.py` (compiled on first use) on CPU float32/float64 tensors, and otherwise, or when
+those cannot be compiled, as the Python loops `_log_partition_forward_torch`,
 `_log_partition_backward_torch` and `_viterbi_torch`, which stay the reference.
+``MAMBA_NER_CRF=auto|torch|cpp|triton`` forces one path (``triton`` on CPU tensors needs
+``TRITON_INTERPRET=1``, Triton's interpreter: that is how the tests run the kernels without a GPU).
 """
 
 from __future__ import annotations
@@ -33,25 +36,43 @@ import torch
 from torch import nn
 
 from .crf_cpu_kernel import load_crf_kernel
+from .crf_triton import AVAILABLE as TRITON_AVAILABLE
+from .crf_triton import log_partition_bwd as triton_log_partition_bwd
+from .crf_triton import log_partition_fwd as triton_log_partition_fwd
+from .crf_triton import marginals as triton_marginals
+from .crf_triton import viterbi as triton_viterbi
 
 FORBIDDEN = -10000.0
 CRF_ENV_VAR = "MAMBA_NER_CRF"
-_CRF_PATHS = ("auto", "torch")
+_CRF_PATHS = ("auto", "torch", "cpp", "triton")
 
 
-def _crf_kernel(emissions, *scores):
-    """`torch.ops.mamba_ner_crf` when the C++ kernels should run on these tensors, else None.
+def _crf_path(emissions, *scores) -> str:
+    """Which recursions run on these tensors: "triton", "cpp" or "torch" (see the module docstring).
 
-    They run on CPU float32/float64 tensors of one dtype, unless ``MAMBA_NER_CRF=torch`` forces the
-    Python recursions or the kernels could not be compiled."""
+    auto: Triton for CUDA tensors when triton imports; the C++ kernels for CPU float32/float64 tensors of
+    one dtype when they compile; else the Python recursions. A forced path that cannot run raises.
+    """
     path = os.environ.get(CRF_ENV_VAR, "auto").strip().lower() or "auto"
     if path not in _CRF_PATHS:
         raise ValueError(f"{CRF_ENV_VAR}={path!r}; expected one of {', '.join(_CRF_PATHS)}")
-    if path == "torch" or emissions.dtype not in (torch.float32, torch.float64):
-        return None
-    if any(t.device.type != "cpu" or t.dtype != emissions.dtype for t in (emissions, *scores)):
-        return None
-    return load_crf_kernel()
+    if path == "torch":
+        return "torch"
+    if path == "triton" or (path == "auto" and emissions.is_cuda and TRITON_AVAILABLE):
+        if not TRITON_AVAILABLE:
+            raise RuntimeError(f"{CRF_ENV_VAR}=triton but triton is not importable (pip install triton)")
+        return "triton"
+    on_cpu = emissions.dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == emissions.dtype for t in (emissions, *scores))
+    if path == "cpp":
+        if not on_cpu:
+            raise ValueError(f"{CRF_ENV_VAR}=cpp runs on CPU float32/float64 tensors of one dtype, got emissions "
+                             f"of {emissions.dtype} on {emissions.device}")
+        if load_crf_kernel() is None:
+            raise RuntimeError(f"{CRF_ENV_VAR}=cpp but the C++ CRF kernels could not be compiled (see the warning "
+                               "logged above)")
+        return "cpp"
+    return "cpp" if on_cpu and load_crf_kernel() is not None else "torch"
 
 
 def _parse_tag(label: str, prefixes: str) -> tuple[str, str | None]:
@@ -300,12 +321,19 @@ class LinearChainCRF(nn.Module):
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior marginals p(tag_i = j | x), (b, l, k); zeros where the mask is false.
 
-        Computed as the gradient of log Z with respect to the emissions (forward-backward).
+        Computed by forward-backward: the Triton kernels directly, elsewhere as the gradient of log Z with
+        respect to the emissions.
         """
         self._check(emissions, None, mask)
         valid = self._mask(emissions, None, mask)
+        emissions = emissions.detach().float()
+        start, end, trans = (score.detach() for score in self.constrained_scores(emissions.dtype))
+        if _crf_path(emissions, start, end, trans) == "triton":
+            packed_mask, order, packed = pack_by_mask(valid, emissions)
+            marginals = triton_marginals(packed, packed_mask.sum(1), start, end, trans).to(emissions.dtype)
+            return unpack_by_order(marginals, order, 0.0) * valid.unsqueeze(2)
         with torch.enable_grad():
-            leaf = emissions.detach().float().requires_grad_(True)
+            leaf = emissions.requires_grad_(True)
             packed_mask, _, packed = pack_by_mask(valid, leaf)
             log_z = self._log_partition(packed, packed_mask)
             (grad,) = torch.autograd.grad(log_z.sum(), leaf)
@@ -317,32 +345,38 @@ class _LogPartition(torch.autograd.Function):
 
     Autograd through the forward recursion records ~4 nodes per position; this function runs both
     recursions without recording anything, which makes the loss several times cheaper on long
-    sequences. Inputs are packed (mask true on a prefix of each row). Both recursions run in the C++
-    kernels on CPU (see `_crf_kernel`), else in `_log_partition_forward_torch` and
-    `_log_partition_backward_torch`.
+    sequences. Inputs are packed (mask true on a prefix of each row). Both recursions run in the
+    Triton kernels or the C++ kernels (see `_crf_path`), else in `_log_partition_forward_torch` and
+    `_log_partition_backward_torch`. The Triton kernels take each row's length (the mask must be
+    packed) and store alphas shifted per step, which only their own backward reads.
 
     Shapes: emissions (b, l, k), mask (b, l) bool, start (k,), end (k,), trans (k, k).
     """
 
     @staticmethod
     def forward(ctx, emissions, mask, start, end, trans):
-        ops = _crf_kernel(emissions, start, end, trans)
-        if ops is not None:
+        ctx.path = _crf_path(emissions, start, end, trans)
+        if ctx.path == "triton":
+            log_z, alphas = triton_log_partition_fwd(emissions, mask.sum(1), start, end, trans)
+            log_z = log_z.to(emissions.dtype)
+        elif ctx.path == "cpp":
             mask = mask.to(torch.bool).contiguous()
-            log_z, alphas = ops.log_partition_fwd(emissions.contiguous(), mask, start.contiguous(), end.contiguous(),
-                                                  trans.contiguous())
+            log_z, alphas = load_crf_kernel().log_partition_fwd(emissions.contiguous(), mask, start.contiguous(),
+                                                                end.contiguous(), trans.contiguous())
         else:
             log_z, alphas = _log_partition_forward_torch(emissions, mask, start, end, trans)
-        ctx.ops = ops
         ctx.save_for_backward(emissions, mask, end, trans, alphas, log_z)
         return log_z
 
     @staticmethod
     def backward(ctx, grad_log_z):
         emissions, mask, end, trans, alphas, log_z = ctx.saved_tensors
-        if ctx.ops is not None:
-            grads = ctx.ops.log_partition_bwd(emissions.contiguous(), mask, end.contiguous(), trans.contiguous(), alphas,
-                                              log_z, grad_log_z.to(emissions.dtype).contiguous())
+        if ctx.path == "triton":
+            grads = triton_log_partition_bwd(emissions, mask.sum(1), end, trans, alphas, grad_log_z)
+            grads = [grad.to(like.dtype) for grad, like in zip(grads, (emissions, end, end, trans))]
+        elif ctx.path == "cpp":
+            grads = load_crf_kernel().log_partition_bwd(emissions.contiguous(), mask, end.contiguous(), trans.contiguous(),
+                                                        alphas, log_z, grad_log_z.to(emissions.dtype).contiguous())
         else:
             grads = _log_partition_backward_torch(emissions, mask, end, trans, alphas, log_z, grad_log_z)
         grad_emissions, grad_start, grad_end, grad_trans = grads
@@ -393,11 +427,13 @@ def _log_partition_backward_torch(emissions, mask, end, trans, alphas, log_z, gr
 
 
 def _viterbi(emissions, mask, start, end, trans, pad_value=-100):
-    """Best paths (b, l) long over packed inputs, `pad_value` where the mask is false: C++ kernel on CPU."""
-    ops = _crf_kernel(emissions, start, end, trans)
-    if ops is not None:
-        return ops.viterbi(emissions.contiguous(), mask.to(torch.bool).contiguous(), start.contiguous(),
-                           end.contiguous(), trans.contiguous(), int(pad_value))
+    """Best paths (b, l) long over packed inputs, `pad_value` where the mask is false; path as `_crf_path` says."""
+    path = _crf_path(emissions, start, end, trans)
+    if path == "triton":
+        return triton_viterbi(emissions, mask.sum(1), start, end, trans, int(pad_value))
+    if path == "cpp":
+        return load_crf_kernel().viterbi(emissions.contiguous(), mask.to(torch.bool).contiguous(), start.contiguous(),
+                                         end.contiguous(), trans.contiguous(), int(pad_value))
     return _viterbi_torch(emissions, mask, start, end, trans, pad_value)
 
 
