@@ -227,8 +227,9 @@ class MambaCrfPreTrainedModel(PreTrainedModel):
                 init.uniform_(param, -0.1, 0.1)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        # `save_pretrained` only records the saved class in `auto_map`; list all three so that
-        # AutoConfig, AutoModel and AutoModelForTokenClassification all load the folder remotely.
+        # `save_pretrained` only records the saved class in `auto_map`; list them all (AUTO_MAP) so that
+        # AutoConfig, AutoModel and AutoModelForTokenClassification (+ AutoModelForMaskedLM for a masked
+        # LM) all load the folder remotely.
         # Entries of this file's other model classes go (a tagger fine-tuned from a masked-LM checkpoint
         # must not offer AutoModelForMaskedLM).
         kept = {key: value for key, value in (getattr(self.config, "auto_map", None) or {}).items()
