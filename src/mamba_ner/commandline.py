@@ -115,7 +115,7 @@ def describe_negations(parser: argparse.ArgumentParser) -> None:
     """Give each `--no_X` switch of an `HfArgumentParser` a help of its own (it copies X's)."""
     for action in parser._actions:
         if isinstance(action, argparse._StoreFalseAction) and any(o.startswith("--no_") for o in action.option_strings):
-            action.help = f"Turn --{action.dest} off (--{action.dest}: {action.help})"
+            action.help = f"Turn --{action.dest} off (default: on; --{action.dest}: {action.help})"
 
 
 # ---------------------------------------------------------------------------------- errors

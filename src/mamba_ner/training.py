@@ -105,11 +105,19 @@ def build_parser() -> HfArgumentParser:
                               formatter_class=DefaultsHelpFormatter,
                               usage="%(prog)s [CONFIG.json] [--option value ...]  (the command line overrides the JSON file)")
     describe_negations(parser)
-    for action in parser._actions:
-        if action.dest == "resume_from_checkpoint":
-            action.help = ("A checkpoint-N folder to resume from (default: the last one in --output_dir, unless "
-                           "--overwrite_output_dir); its tokenizer and labels are used")
+    for action in parser._actions:  # TrainingArguments' texts say these are "not directly used by Trainer"; here they are
+        if action.dest in _HELP:
+            action.help = _HELP[action.dest]
     return parser
+
+
+_HELP = {
+    "resume_from_checkpoint": "A checkpoint-N folder to resume from (default: the last one in --output_dir, unless "
+                              "--overwrite_output_dir); its tokenizer and labels are used",
+    "do_train": "Train (and export OUTPUT_DIR/model with a model card)",
+    "do_eval": "Score the validation and test splits (entity and token reports, pictures)",
+    "do_predict": "Score the test split too (as --do_eval does)",
+}
 
 
 def parse_args(argv: list[str] | None = None):

@@ -125,6 +125,8 @@ def _find_pairs(paths) -> list[tuple[Path, Path | None]]:
             stems = sorted(
                 {p.with_suffix("") for p in path.iterdir() if p.suffix in (".txt", ".ann")}, key=lambda p: p.name
             )
+            if not stems:
+                raise DataFormatError(path, None, "brat .txt/.ann files in this folder", "none")
         else:
             stems = [path.with_suffix("") if path.suffix in (".txt", ".ann") else path]
         for stem in stems:
