@@ -302,6 +302,13 @@ def test_resume_with_other_labels_is_refused(runs, tmp_path, capsys):
     assert "labels differ" in err and "B-COMPANY" in err and "--overwrite_output_dir" in err
 
 
+def test_resume_with_other_model_sizes_is_refused(runs, capsys):
+    root, _ = runs
+    assert train_main([*tiny(root / "whole"), "--hidden_size", "32"]) == 1
+    err = capsys.readouterr().err
+    assert "hidden_size 16 in the checkpoint, 32 asked" in err and "Traceback" not in err
+
+
 def test_card_of_an_english_run_says_english(runs):
     root, _ = runs
     card = (root / "whole" / "model" / "README.md").read_text(encoding="utf-8")

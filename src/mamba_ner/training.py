@@ -103,7 +103,9 @@ def build_parser() -> HfArgumentParser:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments),
                               prog=Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "run_ner.py",
                               formatter_class=DefaultsHelpFormatter,
-                              usage="%(prog)s [CONFIG.json] [--option value ...]  (the command line overrides the JSON file)")
+                              usage="%(prog)s [CONFIG.json] [--option value ...]  (the command line overrides the JSON file)",
+                              description="Train and evaluate a Mamba+CRF tagger. The data format is detected from each "
+                              "file's content (--data_format forces one). Errors are one line; --debug shows the traceback.")
     describe_negations(parser)
     for action in parser._actions:  # TrainingArguments' texts say these are "not directly used by Trainer"; here they are
         if action.dest in _HELP:
