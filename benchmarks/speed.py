@@ -61,7 +61,8 @@ GOAL_SCALING, GOAL_UNI_OVER_BI, MEMORY_TOLERANCE = 18.0, 1.8, 1.25
 # ------------------------------------------------------------------------------------------------
 # Worker: one (model, mode, length, batch) in this process
 # ------------------------------------------------------------------------------------------------
-def build_model(name, max_length):
+def build_model(name, max_length, hidden=HIDDEN, layers=LAYERS):
+    """One model of MODELS at the protocol's size (or `hidden` x `layers`; BERT gets hidden // 64 heads) and its decode."""
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -69,7 +70,7 @@ def build_model(name, max_length):
     if name in ("bi", "uni"):
         from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
 
-        config = MambaCrfConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, state_size=16,
+        config = MambaCrfConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, state_size=16,
                                 expand=2, bidirectional=name == "bi", tagging_scheme="BIO",
                                 id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)})
         model = MambaCrfForTokenClassification(config)
@@ -77,8 +78,8 @@ def build_model(name, max_length):
     if name == "bert":
         from transformers import BertConfig, BertForTokenClassification
 
-        config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
-                            intermediate_size=4 * HIDDEN, max_position_embeddings=max(512, max_length),
+        config = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
+                            intermediate_size=4 * hidden, max_position_embeddings=max(512, max_length),
                             num_labels=len(LABELS))
         return BertForTokenClassification(config), lambda out: out.logits.argmax(-1)
     if name == "hf-mamba":
@@ -88,9 +89,9 @@ def build_model(name, max_length):
         class HfMambaTagger(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.backbone = MambaModel(MambaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, state_size=16,
-                                                       num_hidden_layers=LAYERS, expand=2, use_cache=False))
-                self.classifier = nn.Linear(HIDDEN, len(LABELS))
+                self.backbone = MambaModel(MambaConfig(vocab_size=VOCAB, hidden_size=hidden, state_size=16,
+                                                       num_hidden_layers=layers, expand=2, use_cache=False))
+                self.classifier = nn.Linear(hidden, len(LABELS))
 
             def forward(self, input_ids, attention_mask=None, labels=None):
                 hidden = self.backbone(input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
