@@ -157,6 +157,9 @@ def run_command(main: Callable[[list[str]], int], argv: Sequence[str] | None, pr
     except user_error_types() + (ValueError,) as error:
         print(f"{prog}: error: {one_line(error)}  (--debug shows the traceback)", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # training reports its last checkpoint itself
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def check_model_folder(path: str) -> None:
