@@ -1,0 +1,36 @@
+"""`MambaCrfTrainer` counts the real and padded tokens of the training batches and times evaluation."""
+import torch
+from datasets import Dataset
+from transformers import DataCollatorForTokenClassification, TrainingArguments
+
+from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
+from mamba_ner.tokenization import build_tokenizer
+from mamba_ner.trainer import MambaCrfTrainer
+
+LABELS = ["O", "B-X", "I-X"]
+
+
+def test_trainer_counts_real_tokens_padding_and_evaluation_time(tmp_path):
+    texts = ["甲乙", "丙丁戊己庚", "辛", "壬癸子"]  # with [CLS]/[SEP]: 4, 7, 3, 5 tokens
+    tokenizer = build_tokenizer(texts, kind="char")
+    enc = tokenizer([list(t) for t in texts], is_split_into_words=True)
+    labels = [[-100] + [0] * len(t) + [-100] for t in texts]
+    data = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
+    torch.manual_seed(0)
+    model = MambaCrfForTokenClassification(MambaCrfConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, state_size=4,
+        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)}))
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, num_train_epochs=2,
+                             train_sampling_strategy="sequential", eval_strategy="epoch", save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True, per_device_eval_batch_size=4)
+    trainer = MambaCrfTrainer(model=model, args=args, train_dataset=data, eval_dataset=data,
+                              data_collator=DataCollatorForTokenClassification(tokenizer))
+    result = trainer.train()
+    throughput = trainer.throughput(result.metrics["train_runtime"])
+
+    assert throughput["train_real_tokens"] == 2 * (4 + 7 + 3 + 5)  # two epochs
+    padded = 2 * (2 * 7 + 2 * 5)  # batches [4, 7] -> 2 x 7, [3, 5] -> 2 x 5
+    assert abs(throughput["train_padding_share"] - (1 - 38 / padded)) < 1e-4
+    assert trainer.evaluation_seconds > 0  # two evaluations ran inside train()
+    assert throughput["train_loop_seconds"] < result.metrics["train_runtime"]
+    assert abs(throughput["train_real_tokens_per_second"] - 38 / throughput["train_loop_seconds"]) < 1.0
