@@ -17,7 +17,7 @@ exponentials are exactly 0. Computation is in float32 (float64 for float64 emiss
 gradient checks want), in log space with max-shifted log-sum-exps; alphas and betas are shifted by
 their max at every step and every probability is normalised where it is formed, so float32 keeps
 its precision however large log Z grows (the Python recursion's unshifted float32 alphas lose ~1e-2
-in the marginals at |log Z| ~ 1e4; tested at l = 384 with |log Z| > 1e4, and l = 4096 in a slow
+in the marginals at |log Z| ~ 1e4; tested at l = 256 with |log Z| > 1e4, and l = 4096 in a slow
 test). Padding lanes (tags >= k) hold -inf.
 
 - `log_partition_fwd` -> (log Z (b,), alphas (b, l, k)): the forward algorithm; the shifts add up in
