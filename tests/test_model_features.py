@@ -156,3 +156,25 @@ def test_softmax_tagger_uses_token_cross_entropy_and_argmax():
     assert out.predictions[0, 1:4].tolist() == out.logits[0, 1:4].argmax(-1).tolist()
     assert out.predictions[0, [0, 4, 5]].tolist() == [-100, -100, -100]
     assert torch.allclose(model.tag_marginals(out.logits).sum(-1), torch.ones(1, 6))
+
+
+def test_window_centres_never_begin_inside_an_entity():
+    names = ["O", "B-X", "I-X"]
+    # entities of 1-6 tokens everywhere, so that nominal cuts at multiples of 5 land inside them
+    labels = [-100] + [1, 2, 2, 0, 1, 2, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2, 2, 0, 1, 2, 2, 2, 2, 2, 2, 0] + [-100]
+    batch = {"input_ids": [list(range(len(labels)))], "attention_mask": [[1] * len(labels)], "labels": [labels]}
+    out = window_features(batch, window=5, context=2, label_names=names)
+    kept = {}
+    for ids, row in zip(out["input_ids"], out["labels"]):
+        chain = [label for label in row if label != -100]
+        assert chain and names[chain[0]] != "I-X", row  # a chain starting with I-X is forbidden in BIO
+        kept.update({token: label for token, label in zip(ids, row) if label != -100})
+    assert kept == {i: label for i, label in enumerate(labels) if label != -100}  # still every label once
+    # the CRF scores these chains without touching a forbidden transition
+    model = tiny_model()
+    model.train()
+    width = max(len(ids) for ids in out["input_ids"])
+    ids = torch.tensor([row + [PAD] * (width - len(row)) for row in out["input_ids"]]) % 60
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in out["input_ids"]])
+    labels_t = torch.tensor([row + [-100] * (width - len(row)) for row in out["labels"]])
+    assert model(input_ids=ids, attention_mask=mask, labels=labels_t).loss < 1000  # a forbidden step costs 10,000

@@ -284,7 +284,8 @@ def _main(argv: list[str]) -> int:
             rows = len(features["train"])
             features["train"] = features["train"].map(
                 window_features, batched=True, remove_columns=features["train"].column_names, desc="training windows",
-                fn_kwargs={"window": data_args.train_window, "context": data_args.train_window_context})
+                fn_kwargs={"window": data_args.train_window, "context": data_args.train_window_context,
+                           "label_names": label_list})
             logger.info("training windows of %d tokens (+%d context each side): %d rows -> %d windows",
                         data_args.train_window, data_args.train_window_context, rows, len(features["train"]))
 
