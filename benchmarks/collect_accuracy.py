@@ -35,8 +35,10 @@ def main() -> int:
         output_dir = ROOT / output_dir
     summary = json.loads((output_dir / "summary.json").read_text())
     test, validation, train = summary["test"], summary["validation"], summary.get("train", {})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "src", "examples"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = train.get("code_version")  # recorded by the run itself
+    if commit is None:  # runs from before summaries carried it: the checkout now, said so
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit = f"{head} (at collection; the run did not record its code version)"
     entry = {
         "protocol": args.protocol,
         "test_entity_f1": round(100 * test["f1"], 2),
@@ -53,7 +55,7 @@ def main() -> int:
         "threads": train.get("threads"),
         "epochs": train.get("epochs_run", train.get("epoch")),
         "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
-        "commit": commit + ("+uncommitted" if dirty else ""),
+        "commit": commit,
     }
     accuracy_path = Path(args.accuracy_file)
     entries = json.loads(accuracy_path.read_text()) if accuracy_path.exists() else {}

@@ -355,6 +355,7 @@ def _main(argv: list[str]) -> int:
         summary["train"]["threads"] = torch.get_num_threads()
         summary["train"]["epochs_run"] = trainer.state.epoch
         summary["train"]["best_checkpoint"] = trainer.state.best_model_checkpoint
+        summary["train"]["code_version"] = _code_version()
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print("\nentity-level scores (seqeval, default mode):")
         for split, s in summary.items():
@@ -375,6 +376,21 @@ def _check_run_length(training_args) -> None:
     if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
         raise UsageError(f"--max_steps {training_args.max_steps} / --num_train_epochs {training_args.num_train_epochs} "
                          "would train nothing: give a positive --max_steps, or leave it at -1 and give --num_train_epochs > 0")
+
+
+def _code_version() -> str | None:
+    """The git commit of the package's source (`+uncommitted` when it has changes), None outside a checkout."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "."], cwd=source, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("+uncommitted" if dirty else "")) or None
 
 
 def _export(output_dir: Path) -> Path:
