@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     # 1. Arguments and logging
     model_args, data_args, training_args, run_args = parse_args(argv)
+    code_version = _code_version()  # at the start: the code this run imported
     _check_run_length(training_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if training_args.should_log else logging.WARN)
     transformers.utils.logging.set_verbosity_warning()
@@ -355,7 +356,7 @@ def _main(argv: list[str]) -> int:
         summary["train"]["threads"] = torch.get_num_threads()
         summary["train"]["epochs_run"] = trainer.state.epoch
         summary["train"]["best_checkpoint"] = trainer.state.best_model_checkpoint
-        summary["train"]["code_version"] = _code_version()
+        summary["train"]["code_version"] = code_version
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print("\nentity-level scores (seqeval, default mode):")
         for split, s in summary.items():
