@@ -306,16 +306,17 @@ def _main(argv: list[str]) -> int:
     )
 
     # 6. Train (resuming when asked or when the output folder holds a checkpoint)
+    train_metrics = {}
     if training_args.do_train:
         try:
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         except KeyboardInterrupt:
             print(resume.interrupted_message(output_dir, trainer.state.global_step, argv), file=sys.stderr)
             return 130
-        result.metrics.update(trainer.throughput(result.metrics["train_runtime"]))
+        train_metrics = result.metrics
+        train_metrics.update(trainer.throughput(train_metrics["train_runtime"]))
         logger.info("training loop: %.0f real tokens/s, padding %.1f%% of the batches' positions",
                     result.metrics["train_real_tokens_per_second"], 100 * result.metrics["train_padding_share"])
-        train_metrics = result.metrics
         trainer.save_model()
         tokenizer.save_pretrained(output_dir)
         trainer.log_metrics("train", result.metrics)
@@ -323,8 +324,6 @@ def _main(argv: list[str]) -> int:
         trainer.save_state()
 
     # 7. Evaluate on validation and test: metrics JSON, table, pictures
-    if not training_args.do_train:
-        train_metrics = {}
     all_scores = {}
     for split in ("validation", "test"):
         if split not in features or not (training_args.do_eval or training_args.do_predict):
