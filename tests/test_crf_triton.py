@@ -339,6 +339,23 @@ def test_crf_path_dispatch(monkeypatch):
         crf_module._crf_path(cpu)
 
 
+def test_auto_falls_back_to_torch_where_the_kernels_do_not_work(monkeypatch):
+    """The probe runs the real kernel once per device (here the interpreter, or the GPU); a failure means torch."""
+    monkeypatch.setattr(crf_module, "_TRITON_WORKS", {})
+    assert crf_module.triton_works(DEVICE)  # the kernel itself: log Z = log 9
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PTX .version 9.9 does not support .target sm_999")
+
+    monkeypatch.setattr(crf_module, "_TRITON_WORKS", {})
+    monkeypatch.setattr(crf_module, "triton_log_partition_fwd", broken)
+    with pytest.warns(UserWarning, match=rf"the Triton CRF kernels do not work on {DEVICE} \(RuntimeError: PTX "
+                                         r".version 9.9.*MAMBA_NER_CRF=auto uses the PyTorch recursions there"):
+        assert not crf_module.triton_works(DEVICE)
+    assert crf_module._TRITON_WORKS == {DEVICE: False}
+    assert not crf_module.triton_works(DEVICE)  # answered from the cache, the broken kernel not called again
+
+
 def test_forced_cpp_path_says_when_it_cannot_compile(monkeypatch):
     monkeypatch.setattr(crf_module, "load_crf_kernel", lambda: None)
     monkeypatch.setenv("MAMBA_NER_CRF", "cpp")

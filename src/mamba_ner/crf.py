@@ -30,7 +30,9 @@ those cannot be compiled, as the Python loops `_log_partition_forward_torch`,
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -58,7 +60,9 @@ def _crf_path(emissions, *scores) -> str:
         raise ValueError(f"{CRF_ENV_VAR}={path!r}; expected one of {', '.join(_CRF_PATHS)}")
     if path == "torch":
         return "torch"
-    if path == "triton" or (path == "auto" and emissions.is_cuda and TRITON_AVAILABLE):
+    if path == "auto" and emissions.is_cuda:
+        return "triton" if TRITON_AVAILABLE and triton_works(emissions.device) else "torch"
+    if path == "triton":
         if not TRITON_AVAILABLE:
             raise RuntimeError(f"{CRF_ENV_VAR}=triton but triton is not importable (pip install triton)")
         return "triton"
@@ -73,6 +77,33 @@ def _crf_path(emissions, *scores) -> str:
                                "logged above)")
         return "cpp"
     return "cpp" if on_cpu and load_crf_kernel() is not None else "torch"
+
+
+_TRITON_WORKS: dict[str, bool] = {}
+
+
+def triton_works(device) -> bool:
+    """Whether the Triton kernels compile and give log Z right on `device` (probed once per device).
+
+    `auto` uses this to fall back to the Python recursions, with a warning, where triton imports but cannot
+    compile for the GPU at hand (no compiler, an unsupported architecture or driver).
+    """
+    key = str(torch.device(device))
+    if key not in _TRITON_WORKS:
+        try:
+            zeros = torch.zeros(3, device=device)
+            log_z, _ = triton_log_partition_fwd(torch.zeros(1, 2, 3, device=device),
+                                                torch.tensor([2], device=device), zeros, zeros,
+                                                torch.zeros(3, 3, device=device))
+            works = abs(log_z.item() - math.log(9.0)) < 1e-4  # 3 tags, 2 steps, all scores 0: 9 paths
+            problem = f"log Z {log_z.item()} instead of log 9"
+        except Exception as error:  # any failure of the compiler or the driver
+            works, problem = False, f"{type(error).__name__}: {error}"
+        if not works:
+            warnings.warn(f"the Triton CRF kernels do not work on {key} ({problem}); {CRF_ENV_VAR}=auto uses the "
+                          "PyTorch recursions there", stacklevel=2)
+        _TRITON_WORKS[key] = works
+    return _TRITON_WORKS[key]
 
 
 def _parse_tag(label: str, prefixes: str) -> tuple[str, str | None]:
