@@ -46,13 +46,13 @@ fi
 # 2. meanwhile, the CRF kernels' tests on the GPU (correctness only: the build loads the CPUs)
 log "pytest tests/test_crf_triton.py (all, the slow and gpu ones included) and the other gpu tests"
 python3 -m pytest -q -p no:cacheprovider tests/test_crf_triton.py 2>&1 | tail -25 >"$OUT/pytest_gpu.txt"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests --ignore=tests/test_crf_triton.py 2>&1 | tail -15 >>"$OUT/pytest_gpu.txt"
+python3 -m pytest -q -p no:cacheprovider -m gpu tests --ignore=tests/test_crf_triton.py --continue-on-collection-errors 2>&1 | tail -15 >>"$OUT/pytest_gpu.txt"
 tail -3 "$OUT/pytest_gpu.txt" | tee -a "$OUT/summary.txt"
 
 # 3. after the build: gpu.py with the time that is left
 if [ -n "${build:-}" ]; then
   wait "$build"
-  tail -2 /tmp/kernels/conv.log /tmp/kernels/mamba.log >>"$OUT/build.txt" 2>&1
+  tail -n 2 /tmp/kernels/conv.log /tmp/kernels/mamba.log >>"$OUT/build.txt" 2>&1
   export PYTHONPATH=/tmp/site:$(tail -1 /tmp/kernel_path.txt):$root/src
   log "build done: $(grep -h 'exit' /tmp/kernels/*.log | tr '\n' ' ')"
 fi
