@@ -6,6 +6,7 @@ import torch
 from clean_process import run_without_package
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
+from mamba_ner.modeling_mamba_crf import lexicon_window_hashes
 
 LABELS = ["O", "B-SYMP", "I-SYMP"]
 
@@ -32,7 +33,8 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
-                                         "residual_dropout_prob": 0.1}], ids=["plain", "bigrams"])
+                                         "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3}],
+                         ids=["plain", "bigrams", "lexicon"])
 def test_remote_code_round_trip_without_the_package(tmp_path, features):
     torch.manual_seed(0)
     config = MambaCrfConfig(
@@ -40,6 +42,11 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
         id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)}, **features,
     )
     model = MambaCrfForTokenClassification(config).eval()
+    if "lexicon_max_word_length" in features:  # words [5, 6] and [7, 8, 9], which the first row contains
+        words = [torch.tensor([[5, 6]]), torch.tensor([[7, 8, 9]])]
+        model.backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]))
+        with torch.no_grad():
+            model.backbone.lexicon_embeddings.weight.normal_()
     save_dir = tmp_path / "checkpoint"
     model.save_pretrained(save_dir)
 
@@ -54,6 +61,7 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
     }
 
     ids = torch.randint(1, 50, (2, 6))
+    ids[0, :5] = torch.tensor([5, 6, 7, 8, 9])
     mask = torch.ones(2, 6, dtype=torch.long)
     mask[1, 4:] = 0
     with torch.no_grad():

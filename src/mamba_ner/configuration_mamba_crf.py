@@ -71,6 +71,14 @@ class MambaCrfConfig(PretrainedConfig):
             (t-1, t) and (t, t+1), hashed from `input_ids` inside the model, so checkpoints and
             pipelines need nothing new; a row's first and last tokens pair with a boundary marker.
             For character-level Chinese these are the character bigrams of from-scratch NER systems.
+        lexicon_size (`int`, *optional*, defaults to 0): Entries of a word lexicon stored in the checkpoint
+            (0: none). Every window of 2..`lexicon_max_word_length` tokens of `input_ids` is hashed inside
+            the model and looked up in the lexicon; position t gets binary features "a lexicon word of
+            length n starts here", "... ends here" and "inside a lexicon word", projected and added to
+            its embedding (the "softword" features of Chinese NER, from a dictionary instead of a
+            segmenter). The lexicon is a buffer of the checkpoint, so pipelines need nothing new; build it
+            with `MambaCrfModel.set_lexicon` (`mamba_ner.lexicon`).
+        lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
         unk_token_id (`int`, *optional*): The tokenizer's unknown-token id (needed by `word_dropout_prob`).
         use_crf (`bool`, *optional*, defaults to `True`): Train with the CRF's negative log-likelihood and
             decode with Viterbi. `False` makes a softmax tagger (token cross-entropy, argmax decoding,
@@ -113,6 +121,8 @@ class MambaCrfConfig(PretrainedConfig):
         residual_dropout_prob=0.0,
         word_dropout_prob=0.0,
         bigram_vocab_size=0,
+        lexicon_size=0,
+        lexicon_max_word_length=6,
         unk_token_id=None,
         use_crf=True,
         use_cache=False,
@@ -134,6 +144,10 @@ class MambaCrfConfig(PretrainedConfig):
             raise ValueError(f"time_step_rank must be a positive integer or 'auto', got {time_step_rank!r}")
         if not isinstance(bigram_vocab_size, int) or isinstance(bigram_vocab_size, bool) or bigram_vocab_size < 0:
             raise ValueError(f"bigram_vocab_size must be a non-negative integer (0: no bigram embedding), got {bigram_vocab_size!r}")
+        if not isinstance(lexicon_size, int) or isinstance(lexicon_size, bool) or lexicon_size < 0:
+            raise ValueError(f"lexicon_size must be a non-negative integer (0: no lexicon), got {lexicon_size!r}")
+        if not isinstance(lexicon_max_word_length, int) or isinstance(lexicon_max_word_length, bool) or lexicon_max_word_length < 2:
+            raise ValueError(f"lexicon_max_word_length must be an integer >= 2, got {lexicon_max_word_length!r}")
         if float(word_dropout_prob) > 0 and unk_token_id is None:
             raise ValueError("word_dropout_prob > 0 needs unk_token_id (the id that dropped words are replaced by)")
         for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("classifier_dropout", classifier_dropout),
@@ -178,6 +192,8 @@ class MambaCrfConfig(PretrainedConfig):
         self.residual_dropout_prob = float(residual_dropout_prob)
         self.word_dropout_prob = float(word_dropout_prob)
         self.bigram_vocab_size = bigram_vocab_size
+        self.lexicon_size = lexicon_size
+        self.lexicon_max_word_length = lexicon_max_word_length
         self.unk_token_id = unk_token_id
         self.use_crf = bool(use_crf)
         self.use_cache = use_cache

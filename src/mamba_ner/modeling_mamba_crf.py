@@ -70,6 +70,61 @@ def bigram_ids(input_ids: torch.LongTensor, real: torch.Tensor, buckets: int) ->
     return torch.stack([buckets_of_pairs[:, :-1], buckets_of_pairs[:, 1:]], dim=-1)  # (b, l, 2)
 
 
+# Two polynomial hashes of a token window, each modulo a prime below 2**31, packed into one int64: with
+# ~3e5 lexicon words a random window collides with one of them with probability ~1e-13.
+LEXICON_HASH_PRIMES = (2_147_483_647, 2_147_483_629)
+LEXICON_HASH_MULTIPLIERS = (1_000_003, 999_983)  # ids stay below 2**20: every product fits in int64
+
+
+def lexicon_window_hashes(input_ids: torch.LongTensor, max_length: int):
+    """Hashes of the token windows starting at every position: yields (n, (b, l) int64) for n = 2..max_length.
+
+    The window of length n starting at t is input_ids[t : t + n]; positions past the row's end count
+    as id -1, so a window that runs off the row never equals a lexicon word's hash (whose ids are >= 0).
+    """
+    b, l = input_ids.shape
+    (p1, p2), (m1, m2) = LEXICON_HASH_PRIMES, LEXICON_HASH_MULTIPLIERS
+    h1 = torch.zeros_like(input_ids)
+    h2 = torch.zeros_like(input_ids)
+    outside = input_ids.new_full((b, max_length), -1)
+    padded = torch.cat([input_ids, outside], dim=1)
+    for n in range(1, max_length + 1):
+        token = padded[:, n - 1 : n - 1 + l] + 1  # the n-th token of each window, 0 outside the row
+        h1 = (h1 * m1 + token) % p1
+        h2 = (h2 * m2 + token) % p2
+        if n >= 2:
+            yield n, h1 * LEXICON_HASH_PRIMES[1] + h2
+
+
+def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: torch.LongTensor,
+                     max_length: int) -> torch.Tensor:
+    """Lexicon-match features of every position.
+
+    input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first; lexicon:
+    (w,) sorted window hashes of the lexicon words -> (b, l, 2 * max_length - 1) float 0/1: for
+    n = 2..max_length "a word of n tokens starts here", then the same for "ends here", then "strictly
+    inside a word".
+    """
+    b, l = input_ids.shape
+    ids = input_ids.masked_fill(~real, -2)  # padding matches no word
+
+    def later(x, k):  # x moved k positions to the right
+        return torch.cat([x.new_zeros(b, min(k, l)), x[:, : max(l - k, 0)]], dim=1)
+
+    starts, ends = [], []
+    inside = torch.zeros_like(real)
+    for n, hashes in lexicon_window_hashes(ids, max_length):
+        found = torch.zeros_like(real)
+        if lexicon.numel():
+            slot = torch.searchsorted(lexicon, hashes).clamp_(max=lexicon.numel() - 1)
+            found = lexicon[slot] == hashes  # (b, l): a word of length n starts at t
+        starts.append(found)
+        ends.append(later(found, n - 1))  # ... ends at t + n - 1
+        for k in range(1, n - 1):
+            inside |= later(found, k)
+    return torch.stack(starts + ends + [inside], dim=-1).float()
+
+
 class MambaCrfRMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float = 1e-6):
         super().__init__()
@@ -252,6 +307,9 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=None)
         bigram_buckets = getattr(config, "bigram_vocab_size", 0)
         self.bigram_embeddings = nn.Embedding(bigram_buckets, config.hidden_size) if bigram_buckets else None
+        self.lexicon_embeddings = None
+        if getattr(config, "lexicon_size", 0):
+            self._add_lexicon(config.lexicon_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList([MambaCrfBlock(config, layer_idx=i) for i in range(config.num_hidden_layers)])
         self.norm_f = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
@@ -260,8 +318,29 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
     def get_input_embeddings(self):
         return self.embeddings
 
+    def _add_lexicon(self, size: int):
+        features = 2 * self.config.lexicon_max_word_length - 1
+        self.lexicon_embeddings = nn.Embedding(features, self.config.hidden_size)  # one vector per feature
+        self.register_buffer("lexicon", torch.zeros(size, dtype=torch.long), persistent=True)
+
+    def set_lexicon(self, hashes: torch.LongTensor):
+        """Store a lexicon (sorted unique window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
+
+        Replaces a lexicon already there; the feature embeddings are kept when the model already has them.
+        """
+        hashes = torch.unique(torch.as_tensor(hashes, dtype=torch.long).flatten())  # sorted
+        if not hashes.numel():
+            raise ValueError("the lexicon is empty: no word of 2..lexicon_max_word_length tokens")
+        device = self.embeddings.weight.device
+        if self.lexicon_embeddings is None:
+            self._add_lexicon(hashes.numel())
+            self._init_weights(self.lexicon_embeddings)
+            self.lexicon_embeddings.to(device)
+        self.lexicon = hashes.to(device)
+        self.config.lexicon_size = hashes.numel()
+
     def embed(self, input_ids: torch.LongTensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings (+ hashed bigram embeddings) of rows whose real tokens come first.
+        """Token embeddings (+ hashed bigram embeddings, + lexicon features) of rows whose real tokens come first.
 
         input_ids: (b, l); lengths: (b,) real tokens per row (None: all) -> (b, l, d). In training,
         `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`.
@@ -275,8 +354,13 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             special = [t for t in (config.pad_token_id, config.bos_token_id, config.eos_token_id) if t is not None]
             droppable = real & ~torch.isin(input_ids, torch.tensor(special, device=input_ids.device))
             dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
+        if self.lexicon_embeddings is not None:  # from the ids before word dropout
+            features = lexicon_features(input_ids, real, self.lexicon, self.config.lexicon_max_word_length)
+        if self.training and word_dropout > 0:
             input_ids = input_ids.masked_fill(dropped, config.unk_token_id)
         hidden_states = self.embeddings(input_ids)  # (b, l, d)
+        if self.lexicon_embeddings is not None:
+            hidden_states = hidden_states + features.to(hidden_states.dtype) @ self.lexicon_embeddings.weight
         if self.bigram_embeddings is not None:
             hidden_states = hidden_states + self.bigram_embeddings(bigram_ids(input_ids, real, self.bigram_embeddings.num_embeddings)).sum(2)
         return hidden_states

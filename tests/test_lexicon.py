@@ -1,0 +1,116 @@
+"""Lexicon-match features: windows of input_ids hashed inside the model and looked up in a lexicon
+stored in the checkpoint; the lexicon built from a word list with the model's tokenizer."""
+import pytest
+import torch
+
+from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
+from mamba_ner.lexicon import build_lexicon, lexicon_path
+from mamba_ner.modeling_mamba_crf import lexicon_features, lexicon_window_hashes
+from mamba_ner.tokenization import build_tokenizer
+from mamba_ner.training import ModelArguments, get_model
+
+LABELS = ["O", "B-DISE", "I-DISE"]
+TEXTS = ["糖尿病患者需要注射胰島素", "高血壓是常見的疾病"]
+
+
+def hashes_of(*words):
+    return torch.cat([dict(lexicon_window_hashes(torch.tensor([w]), len(w)))[len(w)][:, 0] for w in words])
+
+
+def test_features_mark_starts_ends_and_insides_of_lexicon_words():
+    ids = torch.tensor([[10, 11, 12, 13, 14, 15, 0, 0]])  # 6 real tokens, then padding
+    real = torch.arange(8)[None, :] < 6
+    lexicon = torch.unique(hashes_of([11, 12], [12, 13, 14, 15], [15, 0]))  # the last runs into the padding
+    f = lexicon_features(ids, real, lexicon, max_length=4)  # (1, 8, 7): starts n=2..4, ends n=2..4, inside
+    assert f.shape == (1, 8, 7)
+    expected = torch.zeros(8, 7)
+    expected[1, 0] = expected[2, 3] = 1  # [11, 12]: starts at 1, ends at 2
+    expected[2, 2] = expected[5, 5] = 1  # [12, 13, 14, 15]: starts at 2 (n=4), ends at 5
+    expected[3, 6] = expected[4, 6] = 1  # ... with 13 and 14 inside
+    assert torch.equal(f[0], expected)  # [15, 0] never matches: 0 there is padding, not token 0
+
+
+def test_window_hashes_of_the_model_and_of_the_builder_agree_at_any_offset():
+    ids = torch.randint(0, 30_000, (3, 40))
+    for n, hashes in lexicon_window_hashes(ids, 5):
+        for t in (0, 7, 40 - n):
+            assert hashes[1, t] == hashes_of(ids[1, t:t + n].tolist())[0]
+
+
+def tiny_model(**overrides):
+    torch.manual_seed(0)
+    config = MambaCrfConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, state_size=8, pad_token_id=0,
+                            lexicon_max_word_length=4, hidden_dropout_prob=0.0, classifier_dropout=0.0,
+                            id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+                            **overrides)
+    return MambaCrfForTokenClassification(config).eval()
+
+
+def test_lexicon_changes_the_emissions_gets_gradients_and_stays_padding_invariant():
+    model, plain = tiny_model(), tiny_model()
+    model.backbone.set_lexicon(hashes_of([11, 12], [13, 14, 15]))
+    assert model.config.lexicon_size == 2 and plain.backbone.lexicon_embeddings is None
+    ids = torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
+    assert not torch.allclose(model(input_ids=ids).logits, plain(input_ids=ids).logits)
+    no_match = torch.tensor([[2, 12, 11, 3]])  # no lexicon word: the same model as without a lexicon
+    assert torch.allclose(model(input_ids=no_match).logits, plain(input_ids=no_match).logits)
+    padded = torch.tensor([[0, 0, 2, 11, 12, 13, 14, 15, 3], [2, 11, 12, 13, 14, 15, 3, 0, 0]])
+    mask = (padded != 0).long()
+    out = model(input_ids=padded, attention_mask=mask).logits
+    alone = model(input_ids=ids).logits[0]
+    assert torch.allclose(out[0, 2:], alone, atol=1e-5) and torch.allclose(out[1, :7], alone, atol=1e-5)
+    model.train()
+    model(input_ids=ids, labels=torch.tensor([[-100, 1, 2, 0, 0, 0, -100]])).loss.backward()
+    used = model.backbone.lexicon_embeddings.weight.grad.abs().sum(1) > 0
+    # starts n=2 and n=3, ends n=2 and n=3, inside: rows 0, 1, 3, 4 and 6 of 7
+    assert used.tolist() == [True, True, False, True, True, False, True]
+
+
+def test_lexicon_is_saved_with_the_checkpoint(tmp_path):
+    model = tiny_model()
+    model.backbone.set_lexicon(hashes_of([11, 12], [13, 14, 15]))
+    model.save_pretrained(tmp_path)
+    loaded = MambaCrfForTokenClassification.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.backbone.lexicon, model.backbone.lexicon)
+    ids = torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
+    assert torch.allclose(loaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6)
+
+
+def test_build_lexicon_reports_what_it_kept_and_dropped(tmp_path):
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    words = tmp_path / "words.txt"
+    # jieba's format (word, frequency, part of speech); a duplicate, a blank line, one char, too long, unknown char
+    words.write_text("糖尿病 10 n\n胰島素 3 n\n糖尿病 1 n\n\n高血壓\n病\n患者需要注射胰島素\n心肌梗塞\n", encoding="utf-8")
+    hashes, report = build_lexicon(str(words), tokenizer, max_length=6)
+    assert (report.words, report.kept, report.too_short, report.too_long, report.unknown) == (6, 3, 1, 1, 1)
+    assert report.kept + report.too_short + report.too_long + report.unknown == report.words
+    assert "kept 3" in str(report)
+    ids = tokenizer(TEXTS[0], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    f = lexicon_features(ids, torch.ones_like(ids, dtype=torch.bool), hashes, 6)
+    assert f[0, 0, 1] == 1 and f[0, 9, 1] == 1 and f[0, :, 1].sum() == 2  # 糖尿病 and 胰島素 start there
+
+
+def test_lexicon_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match=r"lexicon 'no/such/file.txt': no such file \(expected a word list"):
+        lexicon_path("no/such/file.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty.txt: no words \(expected one word per line\)"):
+        build_lexicon(str(empty), build_tokenizer(TEXTS, kind="char"), 6)
+    with pytest.raises(ValueError, match="the lexicon is empty"):
+        tiny_model().backbone.set_lexicon(torch.zeros(0, dtype=torch.long))
+
+
+def test_training_builds_the_model_with_the_lexicon(tmp_path):
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    words = tmp_path / "words.txt"
+    words.write_text("糖尿病\n胰島素\n", encoding="utf-8")
+    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon=str(words), lexicon_max_word_length=3)
+    model = get_model(args, LABELS, tokenizer)
+    assert model.config.lexicon_size == 2 and model.config.lexicon_max_word_length == 3
+    assert model.backbone.lexicon_embeddings.weight.shape == (5, 16)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt")), LABELS, tokenizer)  # kept
+    assert torch.equal(again.backbone.lexicon, model.backbone.lexicon)
+    with pytest.raises(ValueError, match="cover words of up to 3 tokens; --lexicon_max_word_length 6 would change"):
+        get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt"), lexicon=str(words)), LABELS, tokenizer)
