@@ -54,6 +54,8 @@ def test_lexicon_changes_the_emissions_gets_gradients_and_stays_padding_invarian
     assert not torch.allclose(model(input_ids=ids).logits, plain(input_ids=ids).logits)
     no_match = torch.tensor([[2, 12, 11, 3]])  # no lexicon word: the same model as without a lexicon
     assert torch.allclose(model(input_ids=no_match).logits, plain(input_ids=no_match).logits)
+    two = model(input_ids=torch.cat([ids, ids])).logits  # full rows, no attention mask
+    assert torch.allclose(two[1], model(input_ids=ids).logits[0], atol=1e-6)
     padded = torch.tensor([[0, 0, 2, 11, 12, 13, 14, 15, 3], [2, 11, 12, 13, 14, 15, 3, 0, 0]])
     mask = (padded != 0).long()
     out = model(input_ids=padded, attention_mask=mask).logits

@@ -106,6 +106,7 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     inside a word".
     """
     b, l = input_ids.shape
+    real = real.expand(b, l)  # (1, l) when every row is full
     ids = input_ids.masked_fill(~real, -2)  # padding matches no word
 
     def later(x, k):  # x moved k positions to the right
