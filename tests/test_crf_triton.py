@@ -311,7 +311,7 @@ def test_crf_module_on_the_triton_path_equals_the_torch_path(monkeypatch):
         device = model.transitions.device
         outputs = []
         for reduction in ("none", "mean"):
-            leaf = emissions.to(device).requires_grad_(True)
+            leaf = emissions.detach().clone().to(device).requires_grad_(True)  # a fresh leaf (to("cpu") would alias)
             model.zero_grad()
             nll = model(leaf, tags.to(device), reduction=reduction)
             nll.sum().backward()
