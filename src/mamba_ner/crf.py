@@ -304,13 +304,17 @@ class LinearChainCRF(nn.Module):
         start, end, trans = self.constrained_scores(emissions.dtype)
         b, l, _ = emissions.shape
         maskf = mask.to(emissions.dtype)
+        # gathers, not advanced indexing: the backward of `trans[tags[:, :-1], tags[:, 1:]]` is an
+        # index_put with accumulation, which sorts the indices and synchronises (1.7 ms of a 5 ms CRF loss
+        # step at 16 x 2048 on an H200); a gather's backward is a plain scatter-add.
         emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (b, l)
-        score = start[tags[:, 0]] + (emit * maskf).sum(1)
+        score = start.gather(0, tags[:, 0]) + (emit * maskf).sum(1)
         if l > 1:
-            score = score + (trans[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]).sum(1)
+            pairs = (tags[:, :-1] * trans.shape[1] + tags[:, 1:]).reshape(-1)  # (b * (l - 1),) flat [prev, next]
+            score = score + (trans.reshape(-1).gather(0, pairs).view(b, l - 1) * maskf[:, 1:]).sum(1)
         last = (mask.sum(1) - 1).clamp(min=0)  # (b,)
         last_tags = tags.gather(1, last.unsqueeze(1)).squeeze(1)
-        return score + end[last_tags]
+        return score + end.gather(0, last_tags)
 
     def _log_partition(self, emissions, mask):
         """log Z (b,) by the forward algorithm over packed inputs (hand-written backward)."""
