@@ -24,14 +24,16 @@ CORPUS = ["患者三天前出現發燒與咳嗽，醫師開立抗生素治療。
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """Pretrain hidden 32, 2 layers, bigrams and residual dropout on, for 60 steps; return the output folder."""
+    """Pretrain hidden 32, 2 layers, bigrams, a lexicon and residual dropout on, for 60 steps; return the output folder."""
     root = tmp_path_factory.mktemp("pretrain")
     (root / "corpus.txt").write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    (root / "words.txt").write_text("發燒\n咳嗽\n抗生素\n", encoding="utf-8")
     output_dir = root / "out"
     assert pretrain_main([
         "--train_files", str(root / "corpus.txt"), "--output_dir", str(output_dir),
         "--hidden_size", "32", "--num_hidden_layers", "2", "--state_size", "4", "--bigram_vocab_size", "64",
         "--residual_dropout_prob", "0.1", "--word_dropout_prob", "0.2", "--max_seq_length", "32",
+        "--lexicon", str(root / "words.txt"), "--lexicon_max_word_length", "3",
         "--validation_split_ratio", "0.1", "--per_device_train_batch_size", "8", "--max_steps", "60",
         "--learning_rate", "1e-2", "--warmup_steps", "0", "--logging_first_step", "true", "--logging_steps", "10",
         "--seed", "3", "--report_to", "none", "--use_cpu", "--dataloader_num_workers", "0",
@@ -48,6 +50,8 @@ def test_pretraining_writes_a_checkpoint(pretrained):
     assert config["auto_map"]["AutoModel"] == "modeling_mamba_crf.MambaCrfModel"
     assert config["word_dropout_prob"] == 0.0  # masking hides tokens already; word dropout stays off
     assert config["bigram_vocab_size"] == 64 and config["residual_dropout_prob"] == 0.1
+    assert config["lexicon_size"] == 3 and config["lexicon_max_word_length"] == 3
+    assert load_file(pretrained / "model.safetensors")["backbone.lexicon"].shape == (3,)
     assert config["vocab_size"] == len(AutoTokenizer.from_pretrained(pretrained))
     scores = json.loads((pretrained / "eval_results.json").read_text())
     assert {"eval_loss", "eval_masked_accuracy"} <= set(scores)
@@ -165,6 +169,9 @@ def test_fine_tune_from_the_pretrained_checkpoint(pretrained, tmp_path):
     assert tuned_tokenizer.get_vocab() == pretrained_tokenizer.get_vocab()  # the sample's new characters are [UNK]
     config = json.loads((output_dir / "model" / "config.json").read_text())
     assert config["vocab_size"] == len(pretrained_tokenizer) and config["bigram_vocab_size"] == 64
+    assert config["lexicon_size"] == 3  # the pretrained lexicon comes along
+    tuned = load_file(output_dir / "model" / "model.safetensors")
+    assert torch.equal(tuned["backbone.lexicon"], load_file(pretrained / "model.safetensors")["backbone.lexicon"])
     assert "AutoModelForMaskedLM" not in config["auto_map"]
     assert len(config["id2label"]) > 2
 

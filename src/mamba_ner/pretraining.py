@@ -43,7 +43,7 @@ from .configuration_mamba_crf import MambaCrfConfig
 from .modeling_mamba_crf import MambaCrfForMaskedLM
 from .runtime import keep_freed_memory
 from .trainer import MambaCrfTrainer
-from .training import ModelArguments, _special_token_ids
+from .training import ModelArguments, _special_token_ids, _with_lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -152,15 +152,17 @@ def build_model(model_args: ModelArguments, args: PretrainingArguments, tokenize
     if model_args.word_dropout_prob:
         logger.info("word_dropout_prob %s ignored: pretraining masks tokens instead", model_args.word_dropout_prob)
     if model_args.model_name_or_path:
-        return MambaCrfForMaskedLM.from_pretrained(model_args.model_name_or_path, word_dropout_prob=0.0)
+        return _with_lexicon(MambaCrfForMaskedLM.from_pretrained(model_args.model_name_or_path, word_dropout_prob=0.0),
+                             model_args, tokenizer)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
         bigram_vocab_size=model_args.bigram_vocab_size, hidden_dropout_prob=model_args.hidden_dropout_prob,
         residual_dropout_prob=model_args.residual_dropout_prob, word_dropout_prob=0.0,
+        lexicon_max_word_length=model_args.lexicon_max_word_length,
         tie_word_embeddings=args.tie_word_embeddings, **_special_token_ids(tokenizer),
     )
-    return MambaCrfForMaskedLM(config)
+    return _with_lexicon(MambaCrfForMaskedLM(config), model_args, tokenizer)
 
 
 def masking_collator(tokenizer, mlm_probability: float, seed: int | None = None) -> DataCollatorForLanguageModeling:
