@@ -90,6 +90,7 @@ class DataArguments:
     label_all_subwords: bool = field(default=False, metadata={"help": "Label every sub-word instead of the first only"})
     train_window: int = field(default=0, metadata={"help": "Train on windows of this many tokens cut from longer rows (0: whole rows)"})
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
+    document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
 
 
 @dataclass
@@ -177,6 +178,18 @@ def _reader_options(data_args: DataArguments) -> dict:
         "brat": {"split": data_args.brat_split},
         "spanjson": {"end": data_args.spanjson_end},
     }
+
+
+def _join_documents(raw: DatasetDict) -> DatasetDict:
+    """`--document_context`: every split as one row per document (see `data.features.join_documents`)."""
+    from .data.features import join_documents
+
+    joined = DatasetDict({split: join_documents(dataset) for split, dataset in raw.items()})
+    for split, dataset in joined.items():
+        longest = max((len(tokens) for tokens in dataset["tokens"]), default=0)
+        logger.info("document context: %s %d sentences -> %d documents (longest %d words)",
+                    split, len(raw[split]), len(dataset), longest)
+    return joined
 
 
 def get_tokenizer(model_args: ModelArguments, raw: DatasetDict, checkpoint: Path | None = None):
@@ -273,6 +286,10 @@ def _main(argv: list[str]) -> int:
         raise UsageError("the train split has no tagged sentences (an unlabelled or empty dataset cannot be trained on)")
     label_list = raw["train"].features["ner_tags"].feature.names
     logger.info("splits: %s; %d labels: %s", {k: len(v) for k, v in raw.items()}, len(label_list), label_list)
+    sentence_lengths = {}
+    if data_args.document_context:
+        raw = _join_documents(raw)
+        sentence_lengths = {split: raw[split]["sentence_lengths"] for split in raw}
 
     # 3. Tokenizer and model (when resuming: the checkpoint's tokenizer, and its labels and sizes checked)
     from . import resume
@@ -348,6 +365,10 @@ def _main(argv: list[str]) -> int:
             continue
         prediction = trainer.predict(features[split], metric_key_prefix=split)
         y_true, y_pred = decode_predictions(prediction.predictions, prediction.label_ids, model.config.id2label)
+        if split in sentence_lengths:  # documents -> their sentences, so scores are per sentence as without
+            from .data.features import split_rows
+
+            y_true, y_pred = split_rows(y_true, sentence_lengths[split]), split_rows(y_pred, sentence_lengths[split])
         scores = score_all(y_true, y_pred)
         all_scores[split] = scores
         if trainer.is_world_process_zero():

@@ -9,6 +9,10 @@ Columns of every split:
     offsets         list of [start, end] character offsets, or null (formats without a text)
     source          string, `file:line` where the sentence was read
 
+`join_documents` turns a split into one row per document (consecutive rows sharing a `doc_id`),
+with a `sentence_lengths` column (words per sentence) so that predictions can be cut back into
+sentences (`split_rows`).
+
 The label list is fixed once (`label_list_from`: "O" first, then each type's prefixes in scheme
 order, types sorted) and stored in the ClassLabel, so `save_to_disk`/`load_from_disk` and
 parquet keep it; `mamba-ner convert` also writes it to `labels.json`.
@@ -142,6 +146,57 @@ def build_dataset_dict(
     if label_list is None:
         label_list = label_list_from(splits, scheme)
     return DatasetDict({name: build_dataset(sentences, label_list) for name, sentences in splits.items()})
+
+
+def join_documents(dataset: Dataset) -> Dataset:
+    """One row per document: consecutive rows with the same `doc_id` joined, in order.
+
+    Columns: `tokens` and `ner_tags` (when present) concatenated; `doc_id`; `sentence_index` 0;
+    `offsets` concatenated (null when any sentence has none); `source` of the first sentence;
+    `sentence_lengths`, the words of each joined sentence, so `split_rows` restores the sentences.
+    A `doc_id` that comes back after another document starts a new row (nothing is reordered).
+    """
+    columns = dataset.column_names
+    missing = {"tokens", "doc_id"} - set(columns)
+    if missing:
+        raise ValueError(f"joining documents needs the columns tokens and doc_id; the dataset lacks {sorted(missing)}")
+    has_tags, has_offsets = "ner_tags" in columns, "offsets" in columns
+    rows: list[dict] = []
+    for example in dataset:
+        if not rows or rows[-1]["doc_id"] != example["doc_id"]:
+            rows.append({"tokens": [], "ner_tags": [], "doc_id": example["doc_id"], "sentence_index": 0,
+                         "offsets": [], "source": example.get("source"), "sentence_lengths": []})
+        row = rows[-1]
+        row["tokens"] += example["tokens"]
+        row["sentence_lengths"].append(len(example["tokens"]))
+        if has_tags:
+            row["ner_tags"] += example["ner_tags"]
+        if row["offsets"] is not None:
+            row["offsets"] = row["offsets"] + example["offsets"] if has_offsets and example["offsets"] is not None else None
+    features = Features({name: feature for name, feature in dataset.features.items()
+                         if name in ("tokens", "ner_tags", "doc_id", "sentence_index", "offsets", "source")})
+    features["sentence_lengths"] = List(Value("int32"))
+    data = {name: [row[name] for row in rows] for name in features}
+    return Dataset.from_dict(data, features=features)
+
+
+def split_rows(rows: Sequence[Sequence], sentence_lengths: Sequence[Sequence[int]]) -> list[list]:
+    """Cut per-row sequences (e.g. a document's tags) back into sentences of the given lengths.
+
+    Raises `ValueError` when a row's length is not the sum of its sentence lengths.
+    """
+    if len(rows) != len(sentence_lengths):
+        raise ValueError(f"{len(rows)} rows but sentence lengths for {len(sentence_lengths)}")
+    out = []
+    for index, (row, lengths) in enumerate(zip(rows, sentence_lengths)):
+        if len(row) != sum(lengths):
+            raise ValueError(f"row {index} has {len(row)} items but its sentences have {sum(lengths)} words "
+                             "(a word without any token cannot be cut back into its sentence)")
+        start = 0
+        for length in lengths:
+            out.append(list(row[start:start + length]))
+            start += length
+    return out
 
 
 def split_sentences(

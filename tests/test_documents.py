@@ -1,0 +1,76 @@
+"""Document context: sentences joined into documents for the model, scores cut back into sentences."""
+import json
+from pathlib import Path
+
+import pytest
+
+from mamba_ner.data import Sentence, read_conll
+from mamba_ner.data.bio import tags_to_spans
+from mamba_ner.data.features import build_dataset, join_documents, labels_for_types, split_rows
+from mamba_ner.training import main as train_main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "sample_data" / "conll" / "sample.conll"
+
+
+def sentence(doc_id, index, tokens, tags, offsets=None):
+    return Sentence(tokens=tokens, tags=tags, doc_id=doc_id, index=index, offsets=offsets, source=f"f:{doc_id}{index}")
+
+
+def test_join_documents_joins_consecutive_sentences_of_a_document():
+    labels = labels_for_types(["PER"])
+    dataset = build_dataset([
+        sentence("a", 0, ["Ann", "ran"], ["B-PER", "O"]),
+        sentence("a", 1, ["Bo", "Li", "sat"], ["B-PER", "I-PER", "O"]),
+        sentence("b", 0, ["x"], ["O"]),
+        sentence("a", 2, ["y", "Cy"], ["O", "B-PER"]),  # "a" again after "b": a new row, nothing reordered
+    ], labels)
+    joined = join_documents(dataset)
+    assert joined["tokens"] == [["Ann", "ran", "Bo", "Li", "sat"], ["x"], ["y", "Cy"]]
+    assert joined["sentence_lengths"] == [[2, 3], [1], [2]]
+    assert joined["doc_id"] == ["a", "b", "a"]
+    names = joined.features["ner_tags"].feature.names
+    assert [[names[i] for i in row] for row in joined["ner_tags"]] == [
+        ["B-PER", "O", "B-PER", "I-PER", "O"], ["O"], ["O", "B-PER"]]
+    assert joined["source"] == ["f:a0", "f:b0", "f:a2"]
+    assert joined["offsets"] == [None, None, None]
+
+
+def test_join_documents_concatenates_offsets_and_unlabelled_rows():
+    dataset = build_dataset([
+        sentence("d", 0, ["ab", "c"], None, [(0, 2), (3, 4)]),
+        sentence("d", 1, ["e"], None, [(6, 7)]),
+    ], None)
+    joined = join_documents(dataset)
+    assert "ner_tags" not in joined.column_names
+    assert joined["offsets"] == [[[0, 2], [3, 4], [6, 7]]]
+
+
+def test_split_rows_restores_sentences_and_refuses_a_mismatch():
+    rows = [["B-PER", "O", "B-PER", "I-PER", "O"], ["O"]]
+    assert split_rows(rows, [[2, 3], [1]]) == [["B-PER", "O"], ["B-PER", "I-PER", "O"], ["O"]]
+    with pytest.raises(ValueError, match="row 1 has 1 items but its sentences have 2 words"):
+        split_rows(rows, [[2, 3], [2]])
+
+
+def test_training_with_document_context_scores_every_sentence(tmp_path, capsys):
+    sentences, _ = read_conll([SAMPLE])
+    documents = len({s.doc_id for s in sentences})
+    assert 1 < documents < len(sentences)  # the sample has documents of several sentences
+    gold_entities = sum(len(tags_to_spans(s.tags)) for s in sentences)
+    out = tmp_path / "run"
+    code = train_main([
+        "--data_format", "conll", "--train_files", str(SAMPLE), "--validation_files", str(SAMPLE),
+        "--test_files", str(SAMPLE), "--output_dir", str(out), "--document_context",
+        "--train_window", "12", "--train_window_context", "3",
+        "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2", "--max_steps", "3",
+        "--report_to", "none", "--do_train", "--do_eval", "--use_cpu", "--disable_tqdm", "true",
+        "--make_plots", "false", "--seed", "3",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"=== test ({len(sentences)} sentences) ===" in printed
+    scores = json.loads((out / "test_scores.json").read_text())
+    assert scores["entity"]["support"] == gold_entities
+    assert scores["token"]["support"] == sum(len(s.tokens) for s in sentences)
