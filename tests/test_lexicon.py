@@ -92,6 +92,19 @@ def test_build_lexicon_reports_what_it_kept_and_dropped(tmp_path):
     assert f[0, 0, 1] == 1 and f[0, 9, 1] == 1 and f[0, :, 1].sum() == 2  # 糖尿病 and 胰島素 start there
 
 
+def test_several_sources_give_the_union_of_their_words(tmp_path):
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("糖尿病\n胰島素\n", encoding="utf-8")
+    second.write_text("胰島素\n高血壓\n", encoding="utf-8")
+    hashes, report = build_lexicon(f"{first}, {second}", tokenizer, max_length=6)
+    assert (report.words, report.kept) == (3, 3)  # 胰島素 counted once
+    assert torch.equal(hashes, torch.unique(hashes_of(*[tokenizer(w, add_special_tokens=False)["input_ids"]
+                                                          for w in ("糖尿病", "胰島素", "高血壓")])))
+    with pytest.raises(ValueError, match="no such file"):
+        build_lexicon(f"{first},{tmp_path / 'missing.txt'}", tokenizer, 6)
+
+
 def test_lexicon_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"lexicon 'no/such/file.txt': no such file \(expected a word list"):
         lexicon_path("no/such/file.txt")

