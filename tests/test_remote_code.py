@@ -6,7 +6,7 @@ import torch
 from clean_process import run_without_package
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
-from mamba_ner.modeling_mamba_crf import lexicon_window_hashes
+from mamba_ner.modeling_mamba_crf import lexicon_window_hashes, word_hashes
 
 LABELS = ["O", "B-SYMP", "I-SYMP"]
 
@@ -33,8 +33,9 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
-                                         "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3}],
-                         ids=["plain", "bigrams", "lexicon"])
+                                         "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3},
+                                      {"word_vocab_size": 2}],
+                         ids=["plain", "bigrams", "lexicon", "words"])
 def test_remote_code_round_trip_without_the_package(tmp_path, features):
     torch.manual_seed(0)
     config = MambaCrfConfig(
@@ -47,6 +48,15 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
         model.backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]))
         with torch.no_grad():
             model.backbone.lexicon_embeddings.weight.normal_()
+    if "word_vocab_size" in features:  # ids 10..19 continue a word; the words [5, 12] and [7, 13, 14] are listed
+        continuation = torch.zeros(50, dtype=torch.bool)
+        continuation[10:20] = True
+        token_map = torch.arange(50)
+        listed = torch.tensor([[5, 12, 7, 13, 14]])
+        hashes, _ = word_hashes(listed, torch.ones_like(listed, dtype=torch.bool), continuation, token_map)
+        model.backbone.set_words(hashes[0, [0, 2]], continuation, token_map)
+        with torch.no_grad():
+            model.backbone.word_embeddings.weight.normal_()
     save_dir = tmp_path / "checkpoint"
     model.save_pretrained(save_dir)
 
@@ -61,7 +71,7 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
     }
 
     ids = torch.randint(1, 50, (2, 6))
-    ids[0, :5] = torch.tensor([5, 6, 7, 8, 9])
+    ids[0, :5] = torch.tensor([5, 12, 7, 13, 14]) if "word_vocab_size" in features else torch.tensor([5, 6, 7, 8, 9])
     mask = torch.ones(2, 6, dtype=torch.long)
     mask[1, 4:] = 0
     with torch.no_grad():

@@ -79,6 +79,12 @@ class MambaCrfConfig(PretrainedConfig):
             segmenter). The lexicon is a buffer of the checkpoint, so pipelines need nothing new; build it
             with `MambaCrfModel.set_lexicon` (`mamba_ner.lexicon`).
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
+        word_vocab_size (`int`, *optional*, defaults to 0): Words of a word list stored in the checkpoint
+            (0: none), for sub-word or character input. Each word of `input_ids` (a token that does not
+            continue the previous one, then its continuation pieces) is hashed inside the model, lower-cased
+            and with digits as 0, and looked up in the list; its embedding (a shared one for words not
+            in the list) is added at every position of the word. In training, `word_dropout_prob` of the
+            words get the shared one. Build it with `MambaCrfModel.set_words` (`mamba_ner.words`).
         unk_token_id (`int`, *optional*): The tokenizer's unknown-token id (needed by `word_dropout_prob`).
         use_crf (`bool`, *optional*, defaults to `True`): Train with the CRF's negative log-likelihood and
             decode with Viterbi. `False` makes a softmax tagger (token cross-entropy, argmax decoding,
@@ -123,6 +129,7 @@ class MambaCrfConfig(PretrainedConfig):
         bigram_vocab_size=0,
         lexicon_size=0,
         lexicon_max_word_length=6,
+        word_vocab_size=0,
         unk_token_id=None,
         use_crf=True,
         use_cache=False,
@@ -146,6 +153,8 @@ class MambaCrfConfig(PretrainedConfig):
             raise ValueError(f"bigram_vocab_size must be a non-negative integer (0: no bigram embedding), got {bigram_vocab_size!r}")
         if not isinstance(lexicon_size, int) or isinstance(lexicon_size, bool) or lexicon_size < 0:
             raise ValueError(f"lexicon_size must be a non-negative integer (0: no lexicon), got {lexicon_size!r}")
+        if not isinstance(word_vocab_size, int) or isinstance(word_vocab_size, bool) or word_vocab_size < 0:
+            raise ValueError(f"word_vocab_size must be a non-negative integer (0: no word list), got {word_vocab_size!r}")
         if not isinstance(lexicon_max_word_length, int) or isinstance(lexicon_max_word_length, bool) or lexicon_max_word_length < 2:
             raise ValueError(f"lexicon_max_word_length must be an integer >= 2, got {lexicon_max_word_length!r}")
         if float(word_dropout_prob) > 0 and unk_token_id is None:
@@ -194,6 +203,7 @@ class MambaCrfConfig(PretrainedConfig):
         self.bigram_vocab_size = bigram_vocab_size
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length
+        self.word_vocab_size = word_vocab_size
         self.unk_token_id = unk_token_id
         self.use_crf = bool(use_crf)
         self.use_cache = use_cache

@@ -126,6 +126,42 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     return torch.stack(starts + ends + [inside], dim=-1).float()
 
 
+# Whole-word ids for sub-word or character input: each word (a token that does not continue the one
+# before it, then its continuation pieces) is hashed inside the model and looked up in a list of the
+# training text's words stored in the checkpoint.
+WORD_HASH_PRIME = 2_147_483_647
+WORD_HASH_MULTIPLIER = 1_000_003
+WORD_MAX_TOKENS = 32  # tokens of a word that enter its hash
+
+
+def word_hashes(input_ids: torch.LongTensor, real: torch.Tensor, continuation: torch.Tensor,
+                token_map: torch.LongTensor) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """The hash of the whole word around every position, and the position where that word starts.
+
+    input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first;
+    continuation: (vocab,) bool, true for tokens that continue the word before them (WordPiece's
+    "##" pieces); token_map: (vocab,) the id each token counts as (its lower-cased, digit-normalised
+    form) -> ((b, l) int64 in [0, WORD_HASH_PRIME), -1 on padding; (b, l) start positions). Every
+    position of a word gets the same hash, made from its first WORD_MAX_TOKENS tokens.
+    """
+    b, l = input_ids.shape
+    real = real.expand(b, l)
+    ids = input_ids.masked_fill(~real, 0)
+    positions = torch.arange(l, device=input_ids.device).expand(b, l)
+    starts = ~continuation[ids] | ~real | (positions == 0)
+    first = torch.where(starts, positions, 0).cummax(dim=1).values
+    offset = (positions - first).clamp_(max=WORD_MAX_TOKENS)
+    powers = [1]
+    for _ in range(WORD_MAX_TOKENS - 1):
+        powers.append(powers[-1] * WORD_HASH_MULTIPLIER % WORD_HASH_PRIME)
+    powers.append(0)  # tokens past WORD_MAX_TOKENS add nothing
+    power = torch.tensor(powers, dtype=torch.long, device=input_ids.device)[offset]
+    terms = (token_map[ids] + 1) * power % WORD_HASH_PRIME
+    word = starts.long().cumsum(dim=1) - 1  # (b, l) index of each position's word in its row
+    sums = torch.zeros_like(terms).scatter_add_(1, word, terms)
+    return (sums.gather(1, word) % WORD_HASH_PRIME).masked_fill_(~real, -1), first
+
+
 class MambaCrfRMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float = 1e-6):
         super().__init__()
@@ -311,6 +347,9 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         self.lexicon_embeddings = None
         if getattr(config, "lexicon_size", 0):
             self._add_lexicon(config.lexicon_size)
+        self.word_embeddings = None
+        if getattr(config, "word_vocab_size", 0):
+            self._add_words(config.word_vocab_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList([MambaCrfBlock(config, layer_idx=i) for i in range(config.num_hidden_layers)])
         self.norm_f = MambaCrfRMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
@@ -340,8 +379,50 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         self.lexicon = hashes.to(device)
         self.config.lexicon_size = hashes.numel()
 
+    def _add_words(self, size: int):
+        self.word_embeddings = nn.Embedding(size + 1, self.config.hidden_size)  # row 0: a word not in the list
+        self.register_buffer("word_list", torch.zeros(size, dtype=torch.long), persistent=True)
+        self.register_buffer("word_continuation", torch.zeros(self.config.vocab_size, dtype=torch.bool), persistent=True)
+        self.register_buffer("word_token_map", torch.arange(self.config.vocab_size), persistent=True)
+
+    def set_words(self, hashes: torch.LongTensor, continuation: torch.Tensor, token_map: torch.LongTensor):
+        """Store a word list (hashes from `word_hashes`, see `mamba_ner.words`) and add the word embeddings.
+
+        continuation / token_map: (vocab,) tables of `word_hashes`. Replaces a list already there; the
+        embeddings are kept when their number of rows still fits, otherwise made anew.
+        """
+        hashes = torch.unique(torch.as_tensor(hashes, dtype=torch.long).flatten())  # sorted
+        if not hashes.numel():
+            raise ValueError("the word list is empty")
+        if continuation.shape != (self.config.vocab_size,) or token_map.shape != (self.config.vocab_size,):
+            raise ValueError(f"the word tables must have one entry per vocabulary id ({self.config.vocab_size}), "
+                             f"got {tuple(continuation.shape)} and {tuple(token_map.shape)}")
+        device = self.embeddings.weight.device
+        if self.word_embeddings is None or self.word_embeddings.num_embeddings != hashes.numel() + 1:
+            self._add_words(hashes.numel())
+            self._init_weights(self.word_embeddings)
+            self.word_embeddings.to(device)
+        self.word_list = hashes.to(device)
+        self.word_continuation = continuation.to(device=device, dtype=torch.bool)
+        self.word_token_map = token_map.to(device=device, dtype=torch.long)
+        self.config.word_vocab_size = hashes.numel()
+
+    def word_indices(self, input_ids: torch.LongTensor, real: torch.Tensor, drop: float = 0.0) -> torch.LongTensor:
+        """(b, l) row of `word_embeddings` for every position: 1 + the word's place in `word_list`, 0 if absent.
+
+        With `drop` > 0, that share of the words (all positions of a word alike) get 0 as well.
+        """
+        hashes, first = word_hashes(input_ids, real, self.word_continuation, self.word_token_map)
+        slot = torch.searchsorted(self.word_list, hashes).clamp_(max=self.word_list.numel() - 1)
+        index = torch.where(self.word_list[slot] == hashes, slot + 1, 0)
+        if drop > 0:
+            dropped = (torch.rand(hashes.shape, device=hashes.device) < drop).gather(1, first)
+            index = index.masked_fill(dropped, 0)
+        return index
+
     def embed(self, input_ids: torch.LongTensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings (+ hashed bigram embeddings, + lexicon features) of rows whose real tokens come first.
+        """Token embeddings (+ hashed bigram embeddings, + lexicon features, + whole-word embeddings) of rows
+        whose real tokens come first.
 
         input_ids: (b, l); lengths: (b,) real tokens per row (None: all) -> (b, l, d). In training,
         `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`.
@@ -357,11 +438,15 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
         if self.lexicon_embeddings is not None:  # from the ids before word dropout
             features = lexicon_features(input_ids, real, self.lexicon, self.config.lexicon_max_word_length)
+        if self.word_embeddings is not None:  # from the ids before word dropout; whole words dropped alike
+            words = self.word_indices(input_ids, real, drop=word_dropout if self.training else 0.0)
         if self.training and word_dropout > 0:
             input_ids = input_ids.masked_fill(dropped, config.unk_token_id)
         hidden_states = self.embeddings(input_ids)  # (b, l, d)
         if self.lexicon_embeddings is not None:
             hidden_states = hidden_states + features.to(hidden_states.dtype) @ self.lexicon_embeddings.weight
+        if self.word_embeddings is not None:
+            hidden_states = hidden_states + self.word_embeddings(words)
         if self.bigram_embeddings is not None:
             hidden_states = hidden_states + self.bigram_embeddings(bigram_ids(input_ids, real, self.bigram_embeddings.num_embeddings)).sum(2)
         return hidden_states

