@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 
@@ -32,6 +33,16 @@ class MambaCrfTrainer(Trainer):
             self.real_tokens += inputs["input_ids"].numel()
             self.padded_tokens += inputs["input_ids"].numel()
         return super().training_step(model, inputs, *args, **kwargs)
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation keeps the dataset's order, so that row i of `predict()` is example i.
+
+        transformers 5 also length-groups the evaluation batches, in a random order, when training uses
+        `group_by_length`; `training.main` sorts its evaluation sets by length itself instead.
+        """
+        if eval_dataset is None:
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None  # None: accelerate shards in order
 
     def evaluate(self, *args, **kwargs):
         start = time.perf_counter()

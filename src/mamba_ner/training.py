@@ -342,6 +342,12 @@ def _main(argv: list[str]) -> int:
                            "label_names": label_list})
             logger.info("training windows of %d tokens (+%d context each side): %d rows -> %d windows",
                         data_args.train_window, data_args.train_window_context, rows, len(features["train"]))
+        for split in ("validation", "test"):  # longest first: little padding in evaluation batches
+            if split in features:
+                order = sorted(range(len(features[split])), key=lambda i, ids=features[split]["input_ids"]: -len(ids[i]))
+                features[split] = features[split].select(order)
+                if split in sentence_lengths:
+                    sentence_lengths[split] = [sentence_lengths[split][i] for i in order]
 
     # 5. Trainer
     callbacks = []
