@@ -190,6 +190,36 @@ def test_conll_file_gets_a_predicted_column(model, tokenizer, tmp_path):
     assert out.with_name("dev.conll.html").is_file()
 
 
+def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, monkeypatch):
+    import mamba_ner.predict as predict_module
+
+    path = tmp_path / "dev.conll"
+    path.write_text(CONLL, encoding="utf-8")
+    sequences = []
+
+    def recording_tag_words(model, tokenizer, word_lists, **kwargs):
+        sequences.extend(word_lists)
+        return tag_words(model, tokenizer, word_lists, **kwargs)
+
+    monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
+    out = predict_conll_file(model, tokenizer, path, tmp_path / "out", "conll", PredictOptions(document_context=True))
+    gold, _ = read_files("conll", [path])
+    predicted, _ = read_files("conll", [out], tag_column=-1)
+    documents = {}
+    for sentence in gold:
+        documents.setdefault(sentence.doc_id, []).append(sentence)
+    assert 1 < len(documents) < len(gold)  # some document holds several sentences
+    assert sequences == [[w for s in group for w in s.tokens] for group in documents.values()]  # one per document
+    expected = []
+    for group in documents.values():  # each document tagged as one sequence, then cut into its sentences
+        tags = [t for t, _ in tag_words(model, tokenizer, [[w for s in group for w in s.tokens]])[0]]
+        for s in group:
+            expected.append(tags[: len(s.tokens)])
+            tags = tags[len(s.tokens):]
+    assert [s.tokens for s in predicted] == [s.tokens for s in gold]
+    assert [s.tags for s in predicted] == expected
+
+
 def test_unlabelled_char_per_line_file(model, tokenizer, tmp_path):
     path = tmp_path / "test.txt"
     path.write_text("患\n者\n有\n糖\n尿\n病\n\n发\n热\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
     mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling|spanjson]
                       [--batch_size 8] [--max_length N [--stride S]] [--device auto|cpu|cuda] [--html]
+                      [--document_context]
 
 From Python: `tag_texts(model, tokenizer, texts)` returns `(start, end, type, score)` character
 spans per text; `tag_words(model, tokenizer, word_lists)` returns `(tag, score)` per word.
@@ -247,6 +248,7 @@ class PredictOptions:
     tokenize: str = "auto"
     html: bool = False
     progress: bool = False
+    document_context: bool = False  # column files: tag each document's sentences as one sequence
 
     def tagging(self) -> dict:
         return {"batch_size": self.batch_size, "max_length": self.max_length, "stride": self.stride,
@@ -351,7 +353,20 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
         read_options["tag_column"] = None
     sentences, report = read_files(fmt, [path], **read_options)
     logger.info("%s: %s", path, report.summary())
-    tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
+    if options.document_context:  # consecutive sentences of a document as one sequence, cut back after
+        from .data.features import split_rows
+
+        groups: list[list] = []
+        for sentence in sentences:
+            if groups and groups[-1][0].doc_id == sentence.doc_id:
+                groups[-1].append(sentence)
+            else:
+                groups.append([sentence])
+        joined = tag_words(model, tokenizer, [[t for s in group for t in s.tokens] for group in groups], **options.tagging())
+        tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups])
+        logger.info("%s: %d sentences tagged as %d documents", path, len(sentences), len(groups))
+    else:
+        tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
     output_dir.mkdir(parents=True, exist_ok=True)
     json_input = fmt == "spanjson" or (fmt == "rocling" and _is_json_lines(path))
     out = output_dir / (path.stem + ".txt" if json_input else path.name)
@@ -464,6 +479,7 @@ class PredictArguments:
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default: max_length // 4)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
+    document_context: bool = field(default=False, metadata={"help": "CoNLL / char-per-line input: tag each document's sentences (-DOCSTART- documents) as one sequence, as a model trained with --document_context reads them"})
 
 
 def build_parser():
@@ -515,7 +531,8 @@ def _main(argv: list[str]) -> int:
 
     # 3. Every input, each to its own writer
     options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
-                             device=None, tokenize=args.tokenize, html=html, progress=True)
+                             device=None, tokenize=args.tokenize, html=html, progress=True,
+                             document_context=args.document_context)
     for path in inputs:
         for written in predict_path(model, tokenizer, path, args.output, args.format, options):
             print(written)
