@@ -109,3 +109,15 @@ def test_training_builds_the_model_with_a_word_list(char_tokenizer):
     assert model.config.word_vocab_size == 2 and model.backbone.word_embeddings.weight.shape == (3, 16)
     with pytest.raises(ValueError, match="needs the training text"):
         get_model(args, LABELS, char_tokenizer)
+
+
+def test_a_larger_tokenizer_needs_a_new_word_list(char_tokenizer, tmp_path):
+    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, word_min_count=1)
+    get_model(args, LABELS, char_tokenizer, train_tokens=SENTENCES).save_pretrained(tmp_path / "ckpt")
+    larger = build_tokenizer(SENTENCES + [["2006", "Zürich", "Köln"]], kind="wordpiece", vocab_size=1)
+    assert len(larger) > len(char_tokenizer)
+    with pytest.raises(ValueError, match="give --word_min_count to rebuild it"):
+        get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt")), LABELS, larger)
+    model = get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt"), word_min_count=1), LABELS, larger,
+                      train_tokens=SENTENCES)
+    assert model.backbone.word_token_map.shape == (len(larger),)

@@ -233,6 +233,9 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, trai
         if info["missing_keys"]:
             logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
         if model.config.vocab_size < len(tokenizer):
+            if model.backbone.word_embeddings is not None and not model_args.word_min_count:
+                raise ValueError(f"{model_args.model_name_or_path} has a word list made for its {model.config.vocab_size}-token "
+                                 f"vocabulary, and the tokenizer has {len(tokenizer)}: give --word_min_count to rebuild it")
             model.resize_token_embeddings(len(tokenizer))
         return _with_words(_with_lexicon(model, model_args, tokenizer), model_args, tokenizer, train_tokens)
     config = MambaCrfConfig(
