@@ -36,6 +36,26 @@ def test_join_documents_joins_consecutive_sentences_of_a_document():
     assert joined["offsets"] == [None, None, None]
 
 
+def test_a_separator_between_sentences_is_tagged_o_and_cut_out_again():
+    labels = labels_for_types(["PER"])
+    dataset = build_dataset([
+        sentence("a", 0, ["Ann", "ran"], ["B-PER", "O"]),
+        sentence("a", 1, ["Bo"], ["B-PER"]),
+        sentence("b", 0, ["x"], ["O"]),
+    ], labels)
+    joined = join_documents(dataset, separator="[SEP]")
+    assert joined["tokens"] == [["Ann", "ran", "[SEP]", "Bo"], ["x"]]
+    names = joined.features["ner_tags"].feature.names
+    assert [names[i] for i in joined["ner_tags"][0]] == ["B-PER", "O", "O", "B-PER"]
+    assert split_rows(joined["tokens"], joined["sentence_lengths"], gap=1) == [["Ann", "ran"], ["Bo"], ["x"]]
+    with pytest.raises(ValueError, match="row 0 has 4 items but its sentences have 3 words"):
+        split_rows(joined["tokens"], joined["sentence_lengths"])
+    no_outside = build_dataset([sentence("a", 0, ["Ann"], ["B-PER"]), sentence("a", 1, ["Bo"], ["B-PER"])],
+                               ["B-PER", "I-PER"])
+    with pytest.raises(ValueError, match="tagged O, which the label list"):
+        join_documents(no_outside, separator="[SEP]")
+
+
 def test_join_documents_concatenates_offsets_and_unlabelled_rows():
     dataset = build_dataset([
         sentence("d", 0, ["ab", "c"], None, [(0, 2), (3, 4)]),
@@ -53,7 +73,8 @@ def test_split_rows_restores_sentences_and_refuses_a_mismatch():
         split_rows(rows, [[2, 3], [2]])
 
 
-def test_training_with_document_context_scores_every_sentence(tmp_path, capsys):
+@pytest.mark.parametrize("separator", [None, "[SEP]"], ids=["joined", "separator"])
+def test_training_with_document_context_scores_every_sentence(tmp_path, capsys, separator):
     sentences, _ = read_conll([SAMPLE])
     documents = len({s.doc_id for s in sentences})
     assert 1 < documents < len(sentences)  # the sample has documents of several sentences
@@ -68,6 +89,7 @@ def test_training_with_document_context_scores_every_sentence(tmp_path, capsys):
         "--report_to", "none", "--do_train", "--do_eval", "--use_cpu", "--disable_tqdm", "true",
         "--make_plots", "false", "--seed", "3",
         "--train_sampling_strategy", "group_by_length",  # transformers 5 would length-group evaluation too
+        *(["--document_separator", separator] if separator else []),
     ])
     assert code == 0
     printed = capsys.readouterr().out
@@ -75,3 +97,10 @@ def test_training_with_document_context_scores_every_sentence(tmp_path, capsys):
     scores = json.loads((out / "test_scores.json").read_text())
     assert scores["entity"]["support"] == gold_entities
     assert scores["token"]["support"] == sum(len(s.tokens) for s in sentences)
+
+
+def test_a_separator_without_document_context_is_refused(tmp_path, capsys):
+    code = train_main(["--data_format", "conll", "--train_files", str(SAMPLE), "--output_dir", str(tmp_path / "run"),
+                       "--document_separator", "[SEP]", "--do_train", "--use_cpu", "--report_to", "none"])
+    assert code == 1
+    assert "--document_separator only applies with --document_context" in capsys.readouterr().err

@@ -190,7 +190,8 @@ def test_conll_file_gets_a_predicted_column(model, tokenizer, tmp_path):
     assert out.with_name("dev.conll.html").is_file()
 
 
-def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, monkeypatch):
+@pytest.mark.parametrize("separator", [None, "[SEP]"], ids=["joined", "separator"])
+def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, monkeypatch, separator):
     import mamba_ner.predict as predict_module
 
     path = tmp_path / "dev.conll"
@@ -202,20 +203,24 @@ def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, mon
         return tag_words(model, tokenizer, word_lists, **kwargs)
 
     monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
-    out = predict_conll_file(model, tokenizer, path, tmp_path / "out", "conll", PredictOptions(document_context=True))
+    options = PredictOptions(document_context=True, document_separator=separator)
+    out = predict_conll_file(model, tokenizer, path, tmp_path / "out", "conll", options)
     gold, _ = read_files("conll", [path])
+    between = [separator] if separator else []
     predicted, _ = read_files("conll", [out], tag_column=-1)
     documents = {}
     for sentence in gold:
         documents.setdefault(sentence.doc_id, []).append(sentence)
     assert 1 < len(documents) < len(gold)  # some document holds several sentences
-    assert sequences == [[w for s in group for w in s.tokens] for group in documents.values()]  # one per document
+    assert sequences == [[w for i, s in enumerate(group) for w in (between if i else []) + s.tokens]
+                         for group in documents.values()]  # one per document
     expected = []
     for group in documents.values():  # each document tagged as one sequence, then cut into its sentences
-        tags = [t for t, _ in tag_words(model, tokenizer, [[w for s in group for w in s.tokens]])[0]]
+        words = [w for i, s in enumerate(group) for w in (between if i else []) + s.tokens]
+        tags = [t for t, _ in tag_words(model, tokenizer, [words])[0]]
         for s in group:
             expected.append(tags[: len(s.tokens)])
-            tags = tags[len(s.tokens):]
+            tags = tags[len(s.tokens) + len(between):]
     assert [s.tokens for s in predicted] == [s.tokens for s in gold]
     assert [s.tags for s in predicted] == expected
 

@@ -2,7 +2,7 @@
 
     mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling|spanjson]
                       [--batch_size 8] [--max_length N [--stride S]] [--device auto|cpu|cuda] [--html]
-                      [--document_context]
+                      [--document_context [--document_separator [SEP]]]
 
 From Python: `tag_texts(model, tokenizer, texts)` returns `(start, end, type, score)` character
 spans per text; `tag_words(model, tokenizer, word_lists)` returns `(tag, score)` per word.
@@ -249,6 +249,7 @@ class PredictOptions:
     html: bool = False
     progress: bool = False
     document_context: bool = False  # column files: tag each document's sentences as one sequence
+    document_separator: str | None = None  # ... with this word between them (as the model was trained)
 
     def tagging(self) -> dict:
         return {"batch_size": self.batch_size, "max_length": self.max_length, "stride": self.stride,
@@ -362,8 +363,10 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
                 groups[-1].append(sentence)
             else:
                 groups.append([sentence])
-        joined = tag_words(model, tokenizer, [[t for s in group for t in s.tokens] for group in groups], **options.tagging())
-        tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups])
+        separator = [options.document_separator] if options.document_separator is not None else []
+        joined = tag_words(model, tokenizer, [[t for i, s in enumerate(group) for t in (separator if i else []) + s.tokens]
+                                              for group in groups], **options.tagging())
+        tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups], len(separator))
         logger.info("%s: %d sentences tagged as %d documents", path, len(sentences), len(groups))
     else:
         tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
@@ -480,6 +483,7 @@ class PredictArguments:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
     document_context: bool = field(default=False, metadata={"help": "CoNLL / char-per-line input: tag each document's sentences (-DOCSTART- documents) as one sequence, as a model trained with --document_context reads them"})
+    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: the word put between sentences, as in training (--document_separator there)"})
 
 
 def build_parser():
@@ -532,7 +536,7 @@ def _main(argv: list[str]) -> int:
     # 3. Every input, each to its own writer
     options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
                              device=None, tokenize=args.tokenize, html=html, progress=True,
-                             document_context=args.document_context)
+                             document_context=args.document_context, document_separator=args.document_separator)
     for path in inputs:
         for written in predict_path(model, tokenizer, path, args.output, args.format, options):
             print(written)

@@ -92,6 +92,7 @@ class DataArguments:
     train_window: int = field(default=0, metadata={"help": "Train on windows of this many tokens cut from longer rows (0: whole rows)"})
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
     document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
+    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; give predict the same"})
 
 
 @dataclass
@@ -181,11 +182,11 @@ def _reader_options(data_args: DataArguments) -> dict:
     }
 
 
-def _join_documents(raw: DatasetDict) -> DatasetDict:
+def _join_documents(raw: DatasetDict, separator: str | None = None) -> DatasetDict:
     """`--document_context`: every split as one row per document (see `data.features.join_documents`)."""
     from .data.features import join_documents
 
-    joined = DatasetDict({split: join_documents(dataset) for split, dataset in raw.items()})
+    joined = DatasetDict({split: join_documents(dataset, separator) for split, dataset in raw.items()})
     for split, dataset in joined.items():
         longest = max((len(tokens) for tokens in dataset["tokens"]), default=0)
         logger.info("document context: %s %d sentences -> %d documents (longest %d words)",
@@ -307,8 +308,10 @@ def _main(argv: list[str]) -> int:
     label_list = raw["train"].features["ner_tags"].feature.names
     logger.info("splits: %s; %d labels: %s", {k: len(v) for k, v in raw.items()}, len(label_list), label_list)
     sentence_lengths = {}
+    if data_args.document_separator is not None and not data_args.document_context:
+        raise UsageError("--document_separator only applies with --document_context")
     if data_args.document_context:
-        raw = _join_documents(raw)
+        raw = _join_documents(raw, data_args.document_separator)
         sentence_lengths = {split: raw[split]["sentence_lengths"] for split in raw}
 
     # 3. Tokenizer and model (when resuming: the checkpoint's tokenizer, and its labels and sizes checked)
@@ -395,7 +398,9 @@ def _main(argv: list[str]) -> int:
         if split in sentence_lengths:  # documents -> their sentences, so scores are per sentence as without
             from .data.features import split_rows
 
-            y_true, y_pred = split_rows(y_true, sentence_lengths[split]), split_rows(y_pred, sentence_lengths[split])
+            gap = 0 if data_args.document_separator is None else 1
+            y_true = split_rows(y_true, sentence_lengths[split], gap)
+            y_pred = split_rows(y_pred, sentence_lengths[split], gap)
         scores = score_all(y_true, y_pred)
         all_scores[split] = scores
         if trainer.is_world_process_zero():

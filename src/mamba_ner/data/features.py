@@ -148,25 +148,39 @@ def build_dataset_dict(
     return DatasetDict({name: build_dataset(sentences, label_list) for name, sentences in splits.items()})
 
 
-def join_documents(dataset: Dataset) -> Dataset:
+def join_documents(dataset: Dataset, separator: str | None = None) -> Dataset:
     """One row per document: consecutive rows with the same `doc_id` joined, in order.
 
     Columns: `tokens` and `ner_tags` (when present) concatenated; `doc_id`; `sentence_index` 0;
-    `offsets` concatenated (null when any sentence has none); `source` of the first sentence;
-    `sentence_lengths`, the words of each joined sentence, so `split_rows` restores the sentences.
-    A `doc_id` that comes back after another document starts a new row (nothing is reordered).
+    `offsets` concatenated (null when any sentence has none, or with a separator); `source` of the
+    first sentence; `sentence_lengths`, the words of each joined sentence, so `split_rows` restores
+    the sentences. A `doc_id` that comes back after another document starts a new row (nothing is
+    reordered). `separator`: a word put between consecutive sentences, tagged `O` (e.g. `[SEP]`,
+    which the tokenizer keeps as one token), so a model sees where sentences end; cut it out again
+    with `split_rows(..., gap=1)`.
     """
     columns = dataset.column_names
     missing = {"tokens", "doc_id"} - set(columns)
     if missing:
         raise ValueError(f"joining documents needs the columns tokens and doc_id; the dataset lacks {sorted(missing)}")
     has_tags, has_offsets = "ner_tags" in columns, "offsets" in columns
+    outside = None
+    if separator is not None and has_tags:
+        names = dataset.features["ner_tags"].feature.names
+        if "O" not in names:
+            raise ValueError(f"a sentence separator is tagged O, which the label list {names} lacks")
+        outside = names.index("O")
     rows: list[dict] = []
     for example in dataset:
         if not rows or rows[-1]["doc_id"] != example["doc_id"]:
             rows.append({"tokens": [], "ner_tags": [], "doc_id": example["doc_id"], "sentence_index": 0,
                          "offsets": [], "source": example.get("source"), "sentence_lengths": []})
         row = rows[-1]
+        if separator is not None and row["sentence_lengths"]:
+            row["tokens"].append(separator)
+            if has_tags:
+                row["ner_tags"].append(outside)
+            row["offsets"] = None
         row["tokens"] += example["tokens"]
         row["sentence_lengths"].append(len(example["tokens"]))
         if has_tags:
@@ -180,22 +194,24 @@ def join_documents(dataset: Dataset) -> Dataset:
     return Dataset.from_dict(data, features=features)
 
 
-def split_rows(rows: Sequence[Sequence], sentence_lengths: Sequence[Sequence[int]]) -> list[list]:
+def split_rows(rows: Sequence[Sequence], sentence_lengths: Sequence[Sequence[int]], gap: int = 0) -> list[list]:
     """Cut per-row sequences (e.g. a document's tags) back into sentences of the given lengths.
 
-    Raises `ValueError` when a row's length is not the sum of its sentence lengths.
+    `gap`: items between consecutive sentences that are dropped (1 for `join_documents`' separator).
+    Raises `ValueError` when a row's length is not the sum of its sentence lengths (and gaps).
     """
     if len(rows) != len(sentence_lengths):
         raise ValueError(f"{len(rows)} rows but sentence lengths for {len(sentence_lengths)}")
     out = []
     for index, (row, lengths) in enumerate(zip(rows, sentence_lengths)):
-        if len(row) != sum(lengths):
-            raise ValueError(f"row {index} has {len(row)} items but its sentences have {sum(lengths)} words "
+        expected = sum(lengths) + gap * max(len(lengths) - 1, 0)
+        if len(row) != expected:
+            raise ValueError(f"row {index} has {len(row)} items but its sentences have {expected} words "
                              "(a word without any token cannot be cut back into its sentence)")
         start = 0
         for length in lengths:
             out.append(list(row[start:start + length]))
-            start += length
+            start += length + gap
     return out
 
 
