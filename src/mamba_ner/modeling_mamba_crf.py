@@ -132,6 +132,8 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
 WORD_HASH_PRIME = 2_147_483_647
 WORD_HASH_MULTIPLIER = 1_000_003
 WORD_MAX_TOKENS = 32  # tokens of a word that enter its hash
+# multiplier ** k mod prime for k < WORD_MAX_TOKENS, then 0: tokens past WORD_MAX_TOKENS add nothing
+_WORD_HASH_POWERS = tuple(pow(WORD_HASH_MULTIPLIER, k, WORD_HASH_PRIME) for k in range(WORD_MAX_TOKENS)) + (0,)
 
 
 def word_hashes(input_ids: torch.LongTensor, real: torch.Tensor, continuation: torch.Tensor,
@@ -151,11 +153,7 @@ def word_hashes(input_ids: torch.LongTensor, real: torch.Tensor, continuation: t
     starts = ~continuation[ids] | ~real | (positions == 0)
     first = torch.where(starts, positions, 0).cummax(dim=1).values
     offset = (positions - first).clamp_(max=WORD_MAX_TOKENS)
-    powers = [1]
-    for _ in range(WORD_MAX_TOKENS - 1):
-        powers.append(powers[-1] * WORD_HASH_MULTIPLIER % WORD_HASH_PRIME)
-    powers.append(0)  # tokens past WORD_MAX_TOKENS add nothing
-    power = torch.tensor(powers, dtype=torch.long, device=input_ids.device)[offset]
+    power = torch.tensor(_WORD_HASH_POWERS, dtype=torch.long, device=input_ids.device)[offset]
     terms = (token_map[ids] + 1) * power % WORD_HASH_PRIME
     word = starts.long().cumsum(dim=1) - 1  # (b, l) index of each position's word in its row
     sums = torch.zeros_like(terms).scatter_add_(1, word, terms)

@@ -355,18 +355,13 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
     sentences, report = read_files(fmt, [path], **read_options)
     logger.info("%s: %s", path, report.summary())
     if options.document_context:  # consecutive sentences of a document as one sequence, cut back after
-        from .data.features import split_rows
+        from .data.features import document_groups, join_with, split_rows
 
-        groups: list[list] = []
-        for sentence in sentences:
-            if groups and groups[-1][0].doc_id == sentence.doc_id:
-                groups[-1].append(sentence)
-            else:
-                groups.append([sentence])
-        separator = [options.document_separator] if options.document_separator is not None else []
-        joined = tag_words(model, tokenizer, [[t for i, s in enumerate(group) for t in (separator if i else []) + s.tokens]
-                                              for group in groups], **options.tagging())
-        tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups], len(separator))
+        groups = [[sentences[i] for i in group] for group in document_groups([s.doc_id for s in sentences])]
+        separator = options.document_separator
+        joined = tag_words(model, tokenizer, [join_with([s.tokens for s in group], separator) for group in groups],
+                           **options.tagging())
+        tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups], int(separator is not None))
         logger.info("%s: %d sentences tagged as %d documents", path, len(sentences), len(groups))
     else:
         tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())

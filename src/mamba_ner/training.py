@@ -350,7 +350,8 @@ def _main(argv: list[str]) -> int:
                         data_args.train_window, data_args.train_window_context, rows, len(features["train"]))
         for split in ("validation", "test"):  # longest first: little padding in evaluation batches
             if split in features:
-                order = sorted(range(len(features[split])), key=lambda i, ids=features[split]["input_ids"]: -len(ids[i]))
+                lengths = [len(ids) for ids in features[split]["input_ids"]]
+                order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
                 features[split] = features[split].select(order)
                 if split in sentence_lengths:
                     sentence_lengths[split] = [sentence_lengths[split][i] for i in order]

@@ -77,7 +77,7 @@ def build_word_list(token_lists: Iterable[Sequence[str]], tokenizer, min_count: 
     counts: Counter = Counter()
     batch = 4096
     for begin in range(0, len(surface), batch):
-        rows = [ids for ids in encoded[begin:begin + batch]]
+        rows = encoded[begin:begin + batch]
         width = max((len(ids) for ids in rows), default=0)
         if width == 0:
             continue

@@ -170,28 +170,44 @@ def join_documents(dataset: Dataset, separator: str | None = None) -> Dataset:
         if "O" not in names:
             raise ValueError(f"a sentence separator is tagged O, which the label list {names} lacks")
         outside = names.index("O")
-    rows: list[dict] = []
-    for example in dataset:
-        if not rows or rows[-1]["doc_id"] != example["doc_id"]:
-            rows.append({"tokens": [], "ner_tags": [], "doc_id": example["doc_id"], "sentence_index": 0,
-                         "offsets": [], "source": example.get("source"), "sentence_lengths": []})
-        row = rows[-1]
-        if separator is not None and row["sentence_lengths"]:
-            row["tokens"].append(separator)
-            if has_tags:
-                row["ner_tags"].append(outside)
-            row["offsets"] = None
-        row["tokens"] += example["tokens"]
-        row["sentence_lengths"].append(len(example["tokens"]))
-        if has_tags:
-            row["ner_tags"] += example["ner_tags"]
-        if row["offsets"] is not None:
-            row["offsets"] = row["offsets"] + example["offsets"] if has_offsets and example["offsets"] is not None else None
+    rows = []
+    for group in document_groups(dataset["doc_id"]):
+        examples = dataset[group[0]:group[-1] + 1]
+        offsets = examples["offsets"] if has_offsets and separator is None else None
+        rows.append({
+            "tokens": join_with(examples["tokens"], separator),
+            "ner_tags": join_with(examples["ner_tags"], outside) if has_tags else [],
+            "doc_id": examples["doc_id"][0], "sentence_index": 0,
+            "offsets": None if offsets is None or None in offsets else join_with(offsets),
+            "source": examples["source"][0] if "source" in columns else None,
+            "sentence_lengths": [len(tokens) for tokens in examples["tokens"]],
+        })
     features = Features({name: feature for name, feature in dataset.features.items()
                          if name in ("tokens", "ner_tags", "doc_id", "sentence_index", "offsets", "source")})
     features["sentence_lengths"] = List(Value("int32"))
     data = {name: [row[name] for row in rows] for name in features}
     return Dataset.from_dict(data, features=features)
+
+
+def document_groups(doc_ids: Sequence[str]) -> list[list[int]]:
+    """Indices of the runs of consecutive equal `doc_ids` (a document that comes back starts a new run)."""
+    groups: list[list[int]] = []
+    for index, doc_id in enumerate(doc_ids):
+        if groups and doc_ids[groups[-1][0]] == doc_id:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def join_with(parts: Sequence[Sequence], separator=None) -> list:
+    """The items of `parts` in order, with `separator` between consecutive parts (None: nothing)."""
+    joined: list = []
+    for index, part in enumerate(parts):
+        if index and separator is not None:
+            joined.append(separator)
+        joined.extend(part)
+    return joined
 
 
 def split_rows(rows: Sequence[Sequence], sentence_lengths: Sequence[Sequence[int]], gap: int = 0) -> list[list]:
