@@ -193,3 +193,9 @@ def test_setup_cfg_package_data_covers_the_template():
     template = "templates/mamba_crf_card_template.md"
     assert (package_dir / template).is_file()
     assert template in matched, f"{template} not covered by package_data {patterns}"
+
+
+def test_card_names_an_ensemble_and_only_an_ensemble(checkpoint):
+    assert "taggers" not in build_model_card(checkpoint, EVAL, "CMeEE-V2").text
+    (checkpoint / "config.json").write_text(json.dumps({**CONFIG, "ensemble_size": 4}), encoding="utf-8")
+    assert "| taggers | 4 (an ensemble: own encoders, mean emissions, one CRF) |" in build_model_card(checkpoint, EVAL, "CMeEE-V2").text

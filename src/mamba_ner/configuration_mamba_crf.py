@@ -85,6 +85,11 @@ class MambaCrfConfig(PretrainedConfig):
             and with digits as 0, and looked up in the list; its embedding (a shared one for words not
             in the list) is added at every position of the word. In training, `word_dropout_prob` of the
             words get the shared one. Build it with `MambaCrfModel.set_words` (`mamba_ner.words`).
+        ensemble_size (`int`, *optional*, defaults to 1): Taggers in the model (an ensemble when > 1): each
+            has its own encoder and emission layer, and they share the CRF. In training each one's
+            emissions get their own CRF loss (the loss is the mean), so they learn independently, from
+            their own initialisation and dropout; `logits` are the mean of their emissions, which the
+            CRF decodes. Costs `ensemble_size` times the compute of one tagger.
         unk_token_id (`int`, *optional*): The tokenizer's unknown-token id (needed by `word_dropout_prob`).
         use_crf (`bool`, *optional*, defaults to `True`): Train with the CRF's negative log-likelihood and
             decode with Viterbi. `False` makes a softmax tagger (token cross-entropy, argmax decoding,
@@ -130,6 +135,7 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_size=0,
         lexicon_max_word_length=6,
         word_vocab_size=0,
+        ensemble_size=1,
         unk_token_id=None,
         use_crf=True,
         use_cache=False,
@@ -142,6 +148,7 @@ class MambaCrfConfig(PretrainedConfig):
             ("num_hidden_layers", num_hidden_layers),
             ("expand", expand),
             ("conv_kernel", conv_kernel),
+            ("ensemble_size", ensemble_size),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -204,6 +211,7 @@ class MambaCrfConfig(PretrainedConfig):
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length
         self.word_vocab_size = word_vocab_size
+        self.ensemble_size = ensemble_size
         self.unk_token_id = unk_token_id
         self.use_crf = bool(use_crf)
         self.use_cache = use_cache

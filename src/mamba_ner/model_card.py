@@ -109,6 +109,8 @@ def _architecture_rows(config: dict, num_parameters: int | None) -> list[tuple[s
             rows.append((name, str(config[key])))
     if "bidirectional" in config:
         rows.append(("directions", "2 (left-to-right and right-to-left)" if config["bidirectional"] else "1"))
+    if config.get("ensemble_size", 1) > 1:
+        rows.append(("taggers", f"{config['ensemble_size']} (an ensemble: own encoders, mean emissions, one CRF)"))
     if num_parameters is not None:
         rows.append(("parameters", f"{num_parameters:,} ({num_parameters / 1e6:.2f} M)"))
     return rows

@@ -530,8 +530,22 @@ def _crf_labels_and_scheme(config) -> tuple[list[str], str]:
     return labels, scheme
 
 
+class MambaCrfEnsembleMember(nn.Module):
+    """A further tagger of an ensemble (`config.ensemble_size` > 1): its own encoder and emission layer."""
+
+    def __init__(self, config: MambaCrfConfig):
+        super().__init__()
+        self.backbone = MambaCrfModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
 class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
-    """Mamba encoder -> dropout -> linear emissions -> CRF (NLL loss, Viterbi predictions)."""
+    """Mamba encoder -> dropout -> linear emissions -> CRF (NLL loss, Viterbi predictions).
+
+    With `config.ensemble_size` = K > 1, K - 1 more encoders with their own emission layers (`members`)
+    sit beside the first (`backbone`, `classifier`); each tagger's emissions get a CRF loss of their
+    own (the loss is their mean) and `logits` are the mean of the K emissions, decoded by the one CRF.
+    """
 
     def __init__(self, config: MambaCrfConfig):
         super().__init__(config)
@@ -539,9 +553,14 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         self.backbone = MambaCrfModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.members = nn.ModuleList(MambaCrfEnsembleMember(config) for _ in range(getattr(config, "ensemble_size", 1) - 1))
         labels, scheme = _crf_labels_and_scheme(config)
         self.crf = LinearChainCRF(config.num_labels, labels, scheme)
         self.post_init()
+
+    def backbones(self) -> list[MambaCrfModel]:
+        """The encoder of every tagger: `backbone`, then the ensemble members' (set lexicons and word lists on all)."""
+        return [self.backbone, *(member.backbone for member in self.members)]
 
     def forward(
         self,
@@ -565,24 +584,33 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         Returns:
             `MambaCrfTokenClassifierOutput` with `loss` (given labels), `logits` (b, l, k) and
             `predictions` (b, l) (-100 off the chain). With labels, the chain is the positions
-            whose label is not -100; without, every position of `attention_mask`.
+            whose label is not -100; without, every position of `attention_mask`. An ensemble's
+            `loss` is the mean of its taggers' losses and `logits` the mean of their emissions;
+            `hidden_states` are the first tagger's.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.backbone(
-            input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states, return_dict=True,
-        )
-        hidden = outputs.last_hidden_state  # float32 when residual_in_fp32, whatever the weights' dtype
-        emissions = self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))  # (b, l, k)
+        each, outputs = [], None  # every tagger's (b, l, k) emissions; the first tagger's outputs
+        for backbone, classifier in ((self.backbone, self.classifier), *((m.backbone, m.classifier) for m in self.members)):
+            tagger_outputs = backbone(
+                input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states, return_dict=True,
+            )
+            if outputs is None:
+                outputs = tagger_outputs
+            hidden = tagger_outputs.last_hidden_state  # float32 when residual_in_fp32, whatever the weights' dtype
+            each.append(classifier(self.dropout(hidden.to(classifier.weight.dtype))))
 
         use_crf = getattr(self.config, "use_crf", True)
         loss = None
         if labels is not None:
             if use_crf:
-                loss = self.crf(emissions, labels, mask=attention_mask)
+                losses = [self.crf(emissions, labels, mask=attention_mask) for emissions in each]
             else:  # softmax tagger: token cross-entropy (-100 ignored)
                 on_chain = labels if attention_mask is None else labels.masked_fill(~attention_mask.bool(), -100)
-                loss = F.cross_entropy(emissions.float().flatten(0, 1), on_chain.flatten(), ignore_index=-100)
+                losses = [F.cross_entropy(emissions.float().flatten(0, 1), on_chain.flatten(), ignore_index=-100)
+                          for emissions in each]
+            loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        emissions = each[0] if len(each) == 1 else torch.stack(each).mean(0)
         predictions = None
         if return_predictions if return_predictions is not None else not self.training:
             chain = attention_mask.bool() if attention_mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool, device=emissions.device)

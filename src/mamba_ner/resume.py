@@ -28,7 +28,7 @@ from .commandline import UsageError
 logger = logging.getLogger(__name__)
 
 SHAPE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "state_size", "expand", "bidirectional",
-              "bigram_vocab_size", "use_crf")
+              "bigram_vocab_size", "use_crf", "ensemble_size")
 
 
 def find_checkpoint(resume_from_checkpoint: str | None, output_dir: str | Path, overwrite: bool) -> Path | None:

