@@ -97,6 +97,8 @@ def test_training_with_document_context_scores_every_sentence(tmp_path, capsys, 
     scores = json.loads((out / "test_scores.json").read_text())
     assert scores["entity"]["support"] == gold_entities
     assert scores["token"]["support"] == sum(len(s.tokens) for s in sentences)
+    config = json.loads((out / "model" / "config.json").read_text())  # recorded for `mamba-ner predict`
+    assert config["document_context"] is True and config["document_separator"] == separator
 
 
 def test_a_separator_without_document_context_is_refused(tmp_path, capsys):

@@ -225,6 +225,34 @@ def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, mon
     assert [s.tags for s in predicted] == expected
 
 
+def test_command_line_reads_documents_as_the_model_was_trained(model, tokenizer, tmp_path, monkeypatch):
+    import mamba_ner.predict as predict_module
+
+    checkpoint = tmp_path / "checkpoint"
+    model.config.document_context, model.config.document_separator = True, "[SEP]"
+    try:
+        model.save_pretrained(checkpoint)
+    finally:
+        del model.config.document_context, model.config.document_separator
+    tokenizer.save_pretrained(checkpoint)
+    path = tmp_path / "dev.conll"
+    path.write_text(CONLL, encoding="utf-8")
+    sequences = []
+
+    def recording_tag_words(model, tokenizer, word_lists, **kwargs):
+        sequences.append(word_lists)
+        return tag_words(model, tokenizer, word_lists, **kwargs)
+
+    monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
+    gold, _ = read_files("conll", [path])
+    documents = len({s.doc_id for s in gold})
+    assert main(["--model", str(checkpoint), str(path), "--output", str(tmp_path / "a"), "--device", "cpu"]) == 0
+    assert len(sequences[-1]) == documents and any("[SEP]" in words for words in sequences[-1])
+    assert main(["--model", str(checkpoint), str(path), "--output", str(tmp_path / "b"), "--device", "cpu",
+                 "--document_context", "false"]) == 0
+    assert sequences[-1] == [s.tokens for s in gold]
+
+
 def test_unlabelled_char_per_line_file(model, tokenizer, tmp_path):
     path = tmp_path / "test.txt"
     path.write_text("患\n者\n有\n糖\n尿\n病\n\n发\n热\n", encoding="utf-8")

@@ -2,7 +2,7 @@
 
     mamba-ner predict --model DIR INPUT... --output DIR [--format auto|text|brat|conll|rocling|spanjson]
                       [--batch_size 8] [--max_length N [--stride S]] [--device auto|cpu|cuda] [--html]
-                      [--document_context [--document_separator [SEP]]]
+                      [--document_context true|false [--document_separator [SEP]]]  (default: as the model was trained)
 
 From Python: `tag_texts(model, tokenizer, texts)` returns `(start, end, type, score)` character
 spans per text; `tag_words(model, tokenizer, word_lists)` returns `(tag, score)` per word.
@@ -477,8 +477,8 @@ class PredictArguments:
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default: max_length // 4)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
-    document_context: bool = field(default=False, metadata={"help": "CoNLL / char-per-line input: tag each document's sentences (-DOCSTART- documents) as one sequence, as a model trained with --document_context reads them"})
-    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: the word put between sentences, as in training (--document_separator there)"})
+    document_context: bool | None = field(default=None, metadata={"help": "CoNLL / char-per-line input: tag each document's sentences (-DOCSTART- documents) as one sequence, as a model trained with --document_context reads them (default: as the model was trained; its config records it)"})
+    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: the word put between sentences, as in training (default: the one the model's config records)"})
 
 
 def build_parser():
@@ -528,10 +528,17 @@ def _main(argv: list[str]) -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     logger.info("model %s on %s, labels %s", args.model, device, list(model.config.id2label.values()))
 
-    # 3. Every input, each to its own writer
+    # 3. Every input, each to its own writer; document context as the model was trained unless told
+    trained_with = bool(getattr(model.config, "document_context", False))
+    document_context = trained_with if args.document_context is None else args.document_context
+    separator = args.document_separator
+    if separator is None and document_context and trained_with:
+        separator = getattr(model.config, "document_separator", None)
+    if document_context and args.document_context is None:
+        logger.info("document context on, as the model was trained (separator %r)", separator)
     options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
                              device=None, tokenize=args.tokenize, html=html, progress=True,
-                             document_context=args.document_context, document_separator=args.document_separator)
+                             document_context=document_context, document_separator=separator)
     for path in inputs:
         for written in predict_path(model, tokenizer, path, args.output, args.format, options):
             print(written)

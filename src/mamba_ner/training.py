@@ -341,6 +341,9 @@ def _main(argv: list[str]) -> int:
                       train_tokens=raw["train"]["tokens"] if model_args.word_min_count else None)
     if checkpoint is not None:
         resume.check_model_sizes(checkpoint, model.config)
+    if data_args.document_context:  # recorded, so that `mamba-ner predict` reads documents the same way
+        model.config.document_context = True
+        model.config.document_separator = data_args.document_separator
     logger.info("model: %.2fM parameters, bidirectional=%s", model.num_parameters() / 1e6, model.config.bidirectional)
 
     # 4. Tokenize and align labels with word_ids()
