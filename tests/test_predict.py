@@ -190,19 +190,25 @@ def test_conll_file_gets_a_predicted_column(model, tokenizer, tmp_path):
     assert out.with_name("dev.conll.html").is_file()
 
 
-@pytest.mark.parametrize("separator", [None, "[SEP]"], ids=["joined", "separator"])
-def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, monkeypatch, separator):
+@pytest.fixture
+def tagged_sequences(monkeypatch):
+    """The word lists of every `tag_words` call that `mamba_ner.predict` makes (one list per call)."""
     import mamba_ner.predict as predict_module
 
-    path = tmp_path / "dev.conll"
-    path.write_text(CONLL, encoding="utf-8")
-    sequences = []
+    calls = []
 
     def recording_tag_words(model, tokenizer, word_lists, **kwargs):
-        sequences.extend(word_lists)
+        calls.append(word_lists)
         return tag_words(model, tokenizer, word_lists, **kwargs)
 
     monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
+    return calls
+
+
+@pytest.mark.parametrize("separator", [None, "[SEP]"], ids=["joined", "separator"])
+def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, tagged_sequences, separator):
+    path = tmp_path / "dev.conll"
+    path.write_text(CONLL, encoding="utf-8")
     options = PredictOptions(document_context=True, document_separator=separator)
     out = predict_conll_file(model, tokenizer, path, tmp_path / "out", "conll", options)
     gold, _ = read_files("conll", [path])
@@ -212,8 +218,8 @@ def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, mon
     for sentence in gold:
         documents.setdefault(sentence.doc_id, []).append(sentence)
     assert 1 < len(documents) < len(gold)  # some document holds several sentences
-    assert sequences == [[w for i, s in enumerate(group) for w in (between if i else []) + s.tokens]
-                         for group in documents.values()]  # one per document
+    assert tagged_sequences == [[[w for i, s in enumerate(group) for w in (between if i else []) + s.tokens]
+                                 for group in documents.values()]]  # one per document, in one call
     expected = []
     for group in documents.values():  # each document tagged as one sequence, then cut into its sentences
         words = [w for i, s in enumerate(group) for w in (between if i else []) + s.tokens]
@@ -225,9 +231,7 @@ def test_conll_file_tagged_with_document_context(model, tokenizer, tmp_path, mon
     assert [s.tags for s in predicted] == expected
 
 
-def test_command_line_reads_documents_as_the_model_was_trained(model, tokenizer, tmp_path, monkeypatch):
-    import mamba_ner.predict as predict_module
-
+def test_command_line_reads_documents_as_the_model_was_trained(model, tokenizer, tmp_path, tagged_sequences):
     checkpoint = tmp_path / "checkpoint"
     model.config.document_context, model.config.document_separator = True, "[SEP]"
     try:
@@ -237,20 +241,13 @@ def test_command_line_reads_documents_as_the_model_was_trained(model, tokenizer,
     tokenizer.save_pretrained(checkpoint)
     path = tmp_path / "dev.conll"
     path.write_text(CONLL, encoding="utf-8")
-    sequences = []
-
-    def recording_tag_words(model, tokenizer, word_lists, **kwargs):
-        sequences.append(word_lists)
-        return tag_words(model, tokenizer, word_lists, **kwargs)
-
-    monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
     gold, _ = read_files("conll", [path])
     documents = len({s.doc_id for s in gold})
     assert main(["--model", str(checkpoint), str(path), "--output", str(tmp_path / "a"), "--device", "cpu"]) == 0
-    assert len(sequences[-1]) == documents and any("[SEP]" in words for words in sequences[-1])
+    assert len(tagged_sequences[-1]) == documents and any("[SEP]" in words for words in tagged_sequences[-1])
     assert main(["--model", str(checkpoint), str(path), "--output", str(tmp_path / "b"), "--device", "cpu",
                  "--document_context", "false"]) == 0
-    assert sequences[-1] == [s.tokens for s in gold]
+    assert tagged_sequences[-1] == [s.tokens for s in gold]
 
 
 def test_unlabelled_char_per_line_file(model, tokenizer, tmp_path):
