@@ -125,3 +125,10 @@ def test_run_ner_trains_and_exports_an_ensemble(tmp_path):
         names = set(weights.keys())
     assert "members.0.classifier.weight" in names and "members.0.backbone.embeddings.weight" in names
     assert json.loads((out / "summary.json").read_text())["test"]["f1"] >= 0
+
+
+def test_every_model_class_lists_its_encoders():
+    from mamba_ner.modeling_mamba_crf import MambaCrfForMaskedLM, MambaCrfModel
+
+    encoder, lm = MambaCrfModel(tiny_config()), MambaCrfForMaskedLM(tiny_config())
+    assert encoder.backbones() == [encoder] and lm.backbones() == [lm.backbone]

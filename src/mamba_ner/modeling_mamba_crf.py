@@ -316,6 +316,10 @@ class MambaCrfPreTrainedModel(PreTrainedModel):
             for param in (module.start_transitions, module.end_transitions, module.transitions):
                 init.uniform_(param, -0.1, 0.1)
 
+    def backbones(self) -> list[MambaCrfModel]:
+        """The encoder of every tagger: one, except in an ensemble (set lexicons and word lists on all)."""
+        return [self.base_model]
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `save_pretrained` only records the saved class in `auto_map`; list them all (AUTO_MAP) so that
         # AutoConfig, AutoModel and AutoModelForTokenClassification (+ AutoModelForMaskedLM for a masked
@@ -559,7 +563,7 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         self.post_init()
 
     def backbones(self) -> list[MambaCrfModel]:
-        """The encoder of every tagger: `backbone`, then the ensemble members' (set lexicons and word lists on all)."""
+        """The encoder of every tagger: `backbone`, then the ensemble members'."""
         return [self.backbone, *(member.backbone for member in self.members)]
 
     def forward(
