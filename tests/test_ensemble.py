@@ -132,3 +132,19 @@ def test_every_model_class_lists_its_encoders():
 
     encoder, lm = MambaCrfModel(tiny_config()), MambaCrfForMaskedLM(tiny_config())
     assert encoder.backbones() == [encoder] and lm.backbones() == [lm.backbone]
+
+
+def test_an_ensemble_with_a_word_list_and_a_lexicon_saves_and_reloads(tmp_path):
+    tokenizer = build_tokenizer(SENTENCES, kind="char")
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("糖尿病\n高血壓\n", encoding="utf-8")
+    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, ensemble_size=2, lexicon=str(lexicon),
+                          word_min_count=1)
+    model = get_model(args, LABELS, tokenizer, train_tokens=SENTENCES).eval()
+    model.save_pretrained(tmp_path / "saved")  # the encoders' tables must not share storage
+    again = MambaCrfForTokenClassification.from_pretrained(tmp_path / "saved").eval()
+    ids = tokenizer([SENTENCES[0]], is_split_into_words=True, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(again(ids).logits, model(ids).logits, atol=1e-6)
+    for backbone in again.backbones():
+        assert torch.equal(backbone.word_list, model.backbone.word_list)
