@@ -93,7 +93,7 @@ class DataArguments:
     train_window: int = field(default=0, metadata={"help": "Train on windows of this many tokens cut from longer rows (0: whole rows)"})
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
     document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
-    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; give predict the same"})
+    document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; recorded in the checkpoint for mamba-ner predict"})
 
 
 @dataclass
