@@ -405,7 +405,8 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             self._init_weights(self.word_embeddings)
             self.word_embeddings.to(device)
         self.word_list = hashes.to(device)
-        self.word_continuation = continuation.to(device=device, dtype=torch.bool, copy=True)  # own copies: the encoders of an ensemble must not share storage (safetensors refuses)
+        # own copies: the encoders of an ensemble must not share storage (safetensors refuses)
+        self.word_continuation = continuation.to(device=device, dtype=torch.bool, copy=True)
         self.word_token_map = token_map.to(device=device, dtype=torch.long, copy=True)
         self.config.word_vocab_size = hashes.numel()
 
