@@ -30,6 +30,21 @@ def test_features_mark_starts_ends_and_insides_of_lexicon_words():
     assert torch.equal(f[0], expected)  # [15, 0] never matches: 0 there is padding, not token 0
 
 
+
+def test_dropped_matches_lose_all_their_flags_and_drop_one_keeps_none():
+    ids = torch.tensor([[11, 12, 13, 14, 15] * 40])  # [12, 13, 14] occurs 40 times
+    real = torch.ones_like(ids, dtype=torch.bool)
+    lexicon = torch.unique(hashes_of([12, 13, 14]))
+    full = lexicon_features(ids, real, lexicon, max_length=3)
+    assert torch.equal(lexicon_features(ids, real, lexicon, max_length=3, drop=0.0), full)
+    assert lexicon_features(ids, real, lexicon, max_length=3, drop=1.0).sum() == 0
+    torch.manual_seed(0)
+    some = lexicon_features(ids, real, lexicon, max_length=3, drop=0.5)[0]  # (200, 5): start, -, -, end, inside
+    starts = some[1::5, 1]  # the occurrences start at 1, 6, 11, ...
+    assert 0 < starts.sum() < 40  # some kept, some dropped
+    assert torch.equal(some[3::5, 3], starts) and torch.equal(some[2::5, 4], starts)  # end and inside go with it
+    assert some.sum() == 3 * starts.sum()  # nothing else is marked
+
 def test_window_hashes_of_the_model_and_of_the_builder_agree_at_any_offset():
     ids = torch.randint(0, 30_000, (3, 40))
     for n, hashes in lexicon_window_hashes(ids, 5):
@@ -120,12 +135,29 @@ def test_training_builds_the_model_with_the_lexicon(tmp_path):
     tokenizer = build_tokenizer(TEXTS, kind="char")
     words = tmp_path / "words.txt"
     words.write_text("糖尿病\n胰島素\n", encoding="utf-8")
-    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon=str(words), lexicon_max_word_length=3)
+    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon=str(words), lexicon_max_word_length=3,
+                          lexicon_dropout_prob=0.2)
     model = get_model(args, LABELS, tokenizer)
     assert model.config.lexicon_size == 2 and model.config.lexicon_max_word_length == 3
+    assert model.config.lexicon_dropout_prob == 0.2
     assert model.backbone.lexicon_embeddings.weight.shape == (5, 16)
     model.save_pretrained(tmp_path / "ckpt")
     again = get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt")), LABELS, tokenizer)  # kept
     assert torch.equal(again.backbone.lexicon, model.backbone.lexicon)
+    assert again.config.lexicon_dropout_prob == 0.0  # a fine-tuning run sets its own
     with pytest.raises(ValueError, match="cover words of up to 3 tokens; --lexicon_max_word_length 6 would change"):
         get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt"), lexicon=str(words)), LABELS, tokenizer)
+
+
+def test_lexicon_dropout_acts_in_training_only_and_is_validated():
+    model = tiny_model(lexicon_dropout_prob=0.99)
+    model.backbone.set_lexicon(hashes_of([11, 12], [13, 14, 15]))
+    plain = tiny_model()
+    ids = torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
+    assert not torch.allclose(model(input_ids=ids).logits, plain(input_ids=ids).logits)  # eval: every match
+    model.train()
+    torch.manual_seed(1)  # drop 0.99: with this seed both matches go, and the lexicon adds nothing
+    hidden = model.backbone.embed(ids)
+    assert torch.allclose(hidden, model.backbone.embeddings(ids))
+    with pytest.raises(ValueError, match="lexicon_dropout_prob must be in"):
+        MambaCrfConfig(lexicon_dropout_prob=1.0)

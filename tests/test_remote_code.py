@@ -33,7 +33,7 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
-                                         "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3},
+                                         "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3, "lexicon_dropout_prob": 0.2},
                                       {"word_vocab_size": 2}, {"ensemble_size": 3, "lexicon_max_word_length": 3}],
                          ids=["plain", "bigrams", "lexicon", "words", "ensemble"])
 def test_remote_code_round_trip_without_the_package(tmp_path, features):

@@ -79,6 +79,9 @@ class MambaCrfConfig(PretrainedConfig):
             segmenter). The lexicon is a buffer of the checkpoint, so pipelines need nothing new; build it
             with `MambaCrfModel.set_lexicon` (`mamba_ner.lexicon`).
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
+        lexicon_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of lexicon matches
+            (word occurrences in a row) dropped before the features are built, each with all its flags, so
+            the model also learns to tag text the lexicon does not cover.
         word_vocab_size (`int`, *optional*, defaults to 0): Words of a word list stored in the checkpoint
             (0: none), for sub-word or character input. Each word of `input_ids` (a token that does not
             continue the previous one, then its continuation pieces) is hashed inside the model, lower-cased
@@ -131,6 +134,7 @@ class MambaCrfConfig(PretrainedConfig):
         classifier_dropout=0.1,
         residual_dropout_prob=0.0,
         word_dropout_prob=0.0,
+        lexicon_dropout_prob=0.0,
         bigram_vocab_size=0,
         lexicon_size=0,
         lexicon_max_word_length=6,
@@ -167,7 +171,8 @@ class MambaCrfConfig(PretrainedConfig):
         if float(word_dropout_prob) > 0 and unk_token_id is None:
             raise ValueError("word_dropout_prob > 0 needs unk_token_id (the id that dropped words are replaced by)")
         for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("classifier_dropout", classifier_dropout),
-                            ("residual_dropout_prob", residual_dropout_prob), ("word_dropout_prob", word_dropout_prob)):
+                            ("residual_dropout_prob", residual_dropout_prob), ("word_dropout_prob", word_dropout_prob),
+                            ("lexicon_dropout_prob", lexicon_dropout_prob)):
             if not 0.0 <= float(value) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if not 0.0 < time_step_min <= time_step_max:
@@ -207,6 +212,7 @@ class MambaCrfConfig(PretrainedConfig):
         self.classifier_dropout = float(classifier_dropout)
         self.residual_dropout_prob = float(residual_dropout_prob)
         self.word_dropout_prob = float(word_dropout_prob)
+        self.lexicon_dropout_prob = float(lexicon_dropout_prob)
         self.bigram_vocab_size = bigram_vocab_size
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length

