@@ -33,7 +33,7 @@ def pretrained(tmp_path_factory):
         "--train_files", str(root / "corpus.txt"), "--output_dir", str(output_dir),
         "--hidden_size", "32", "--num_hidden_layers", "2", "--state_size", "4", "--bigram_vocab_size", "64",
         "--residual_dropout_prob", "0.1", "--word_dropout_prob", "0.2", "--max_seq_length", "32",
-        "--lexicon", str(root / "words.txt"), "--lexicon_max_word_length", "3",
+        "--lexicon", str(root / "words.txt"), "--lexicon_max_word_length", "3", "--lexicon_dropout_prob", "0.1",
         "--validation_split_ratio", "0.1", "--per_device_train_batch_size", "8", "--max_steps", "60",
         "--learning_rate", "1e-2", "--warmup_steps", "0", "--logging_first_step", "true", "--logging_steps", "10",
         "--seed", "3", "--report_to", "none", "--use_cpu", "--dataloader_num_workers", "0",
@@ -50,7 +50,7 @@ def test_pretraining_writes_a_checkpoint(pretrained):
     assert config["auto_map"]["AutoModel"] == "modeling_mamba_crf.MambaCrfModel"
     assert config["word_dropout_prob"] == 0.0  # masking hides tokens already; word dropout stays off
     assert config["bigram_vocab_size"] == 64 and config["residual_dropout_prob"] == 0.1
-    assert config["lexicon_size"] == 3 and config["lexicon_max_word_length"] == 3
+    assert config["lexicon_size"] == 3 and config["lexicon_max_word_length"] == 3 and config["lexicon_dropout_prob"] == 0.1
     assert load_file(pretrained / "model.safetensors")["backbone.lexicon"].shape == (3,)
     assert config["vocab_size"] == len(AutoTokenizer.from_pretrained(pretrained))
     scores = json.loads((pretrained / "eval_results.json").read_text())

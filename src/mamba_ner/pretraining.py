@@ -152,14 +152,15 @@ def build_model(model_args: ModelArguments, args: PretrainingArguments, tokenize
     if model_args.word_dropout_prob:
         logger.info("word_dropout_prob %s ignored: pretraining masks tokens instead", model_args.word_dropout_prob)
     if model_args.model_name_or_path:
-        return _with_lexicon(MambaCrfForMaskedLM.from_pretrained(model_args.model_name_or_path, word_dropout_prob=0.0),
+        return _with_lexicon(MambaCrfForMaskedLM.from_pretrained(model_args.model_name_or_path, word_dropout_prob=0.0,
+                                                                 lexicon_dropout_prob=model_args.lexicon_dropout_prob),
                              model_args, tokenizer)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
         bigram_vocab_size=model_args.bigram_vocab_size, hidden_dropout_prob=model_args.hidden_dropout_prob,
         residual_dropout_prob=model_args.residual_dropout_prob, word_dropout_prob=0.0,
-        lexicon_max_word_length=model_args.lexicon_max_word_length,
+        lexicon_max_word_length=model_args.lexicon_max_word_length, lexicon_dropout_prob=model_args.lexicon_dropout_prob,
         tie_word_embeddings=args.tie_word_embeddings, **_special_token_ids(tokenizer),
     )
     return _with_lexicon(MambaCrfForMaskedLM(config), model_args, tokenizer)
