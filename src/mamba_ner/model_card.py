@@ -109,6 +109,9 @@ def _architecture_rows(config: dict, num_parameters: int | None) -> list[tuple[s
             rows.append((name, str(config[key])))
     if "bidirectional" in config:
         rows.append(("directions", "2 (left-to-right and right-to-left)" if config["bidirectional"] else "1"))
+    if config.get("lexicon_size"):
+        source = config.get("lexicon_source")
+        rows.append(("lexicon", f"{config['lexicon_size']:,} words" + (f" (`{source}`)" if source else "")))
     if config.get("ensemble_size", 1) > 1:
         rows.append(("taggers", f"{config['ensemble_size']} (an ensemble: own encoders, mean emissions, one CRF)"))
     if num_parameters is not None:
@@ -307,6 +310,7 @@ def build_model_card(
         example_text=example_text.replace("\\", "\\\\").replace('"', '\\"'),
         domain=domain,
         dataset_name=dataset_name,
+        holds_training_entities=_holds_training_entities(config),
         eval_split=eval_split,
         dataset_config=dataset_config,
         eval_mode=eval_mode or _scoring_mode(eval_results),
@@ -321,6 +325,12 @@ def build_model_card(
         framework_versions=_framework_versions(),
     )
     return card
+
+
+def _holds_training_entities(config: dict) -> bool:
+    from .lexicon import uses_train_entities
+
+    return bool(config.get("lexicon_size")) and uses_train_entities(config.get("lexicon_source"))
 
 
 def _intended_use(text_kind: str, types_text: str, domain: str | None) -> str:

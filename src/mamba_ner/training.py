@@ -289,6 +289,7 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=N
             raise ValueError(f"the model's lexicon features cover words of up to {model.config.lexicon_max_word_length} "
                              f"tokens; --lexicon_max_word_length {model_args.lexicon_max_word_length} would change them")
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
+        model.config.lexicon_source = model_args.lexicon
         hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length, train_entities,
                                        model_args.lexicon_entity_min_count)
         logger.info("%s", report)
