@@ -6,8 +6,9 @@ Prints, for the test split (or `--split validation`), the share of entity occurr
 word of the lexicon, a text tagged as an entity in the training split (`train-entities`), or a training
 entity text tagged at least N times (`--lexicon_entity_min_count N`), and, for the training split, the
 share of its own entity occurrences the same training lexicon flags (100% for N = 1: every training
-entity is in it). Texts are compared as strings (the tokens joined without spaces for Chinese, with spaces otherwise), whatever
-their length (the model's lexicon features only see words of 2..`lexicon_max_word_length` tokens).
+entity is in it). Texts are compared as strings (the tokens joined without spaces for Chinese, with
+spaces otherwise), whatever their length (the model's lexicon features only see words of
+2..`lexicon_max_word_length` tokens).
 """
 
 from __future__ import annotations
