@@ -139,7 +139,7 @@ def test_training_builds_the_model_with_the_lexicon(tmp_path):
                           lexicon_dropout_prob=0.2)
     model = get_model(args, LABELS, tokenizer)
     assert model.config.lexicon_size == 2 and model.config.lexicon_max_word_length == 3
-    assert model.config.lexicon_dropout_prob == 0.2
+    assert model.config.lexicon_dropout_prob == 0.2 and model.config.lexicon_source == "words.txt"
     assert model.backbone.lexicon_embeddings.weight.shape == (5, 16)
     model.save_pretrained(tmp_path / "ckpt")
     again = get_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt")), LABELS, tokenizer)  # kept

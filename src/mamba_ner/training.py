@@ -289,7 +289,8 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=N
             raise ValueError(f"the model's lexicon features cover words of up to {model.config.lexicon_max_word_length} "
                              f"tokens; --lexicon_max_word_length {model_args.lexicon_max_word_length} would change them")
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
-        model.config.lexicon_source = model_args.lexicon
+        # the sources by name (a word list by its file name: the card should not show the user's folders)
+        model.config.lexicon_source = ",".join(Path(part.strip()).name for part in model_args.lexicon.split(","))
         hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length, train_entities,
                                        model_args.lexicon_entity_min_count)
         logger.info("%s", report)
