@@ -20,18 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from mamba_ner.data.bio import tags_to_spans  # noqa: E402
 from mamba_ner.data.protocols import load_protocol  # noqa: E402
-from mamba_ner.lexicon import lexicon_path, read_words  # noqa: E402
+from mamba_ner.lexicon import entity_mentions, lexicon_path, read_words  # noqa: E402
 
 
 def mention_texts(split, joiner: str) -> list[str]:
+    """The text of every entity occurrence of a split, in order."""
     names = split.features["ner_tags"].feature.names
-    texts = []
-    for tokens, tags in zip(split["tokens"], split["ner_tags"]):
-        for start, end, _ in tags_to_spans([names[i] for i in tags]):
-            texts.append(joiner.join(tokens[start:end]))
-    return texts
+    return [joiner.join(words) for words in entity_mentions(split["tokens"], split["ner_tags"], names)]
 
 
 def main() -> int:

@@ -71,9 +71,14 @@ def read_words(path: str) -> list[str]:
     return list(words)
 
 
+def source_parts(source: str | None) -> list[str]:
+    """The sources named in a lexicon `source` (comma-separated, blanks dropped)."""
+    return [part.strip() for part in (source or "").split(",") if part.strip()]
+
+
 def uses_train_entities(source: str | None) -> bool:
     """Whether the lexicon `source` asks for the training split's entity mentions."""
-    return bool(source) and TRAIN_ENTITIES in (part.strip() for part in source.split(","))
+    return TRAIN_ENTITIES in source_parts(source)
 
 
 def build_lexicon(
@@ -90,7 +95,7 @@ def build_lexicon(
     """
     if entity_min_count < 1:
         raise ValueError(f"entity_min_count must be at least 1, got {entity_min_count}")
-    parts = [part.strip() for part in source.split(",") if part.strip()]
+    parts = source_parts(source)
     rare = 0
     words = list(dict.fromkeys(word for part in parts if part != TRAIN_ENTITIES
                                for word in read_words(lexicon_path(part))))
@@ -100,7 +105,7 @@ def build_lexicon(
             raise ValueError(f"lexicon {TRAIN_ENTITIES!r} needs the training split's entities (given by run_ner.py / "
                              "mamba-ner train, which collect them from the train split)")
         counts = Counter(tuple(mention) for mention in entities)
-        mentions = [list(words) for words, count in counts.items() if count >= entity_min_count]
+        mentions = [list(mention) for mention, count in counts.items() if count >= entity_min_count]
         rare = len(counts) - len(mentions)
         if mentions:
             encoded += tokenizer(mentions, is_split_into_words=True, add_special_tokens=False)["input_ids"]

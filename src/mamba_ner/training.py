@@ -32,7 +32,7 @@ from transformers import (
 
 from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
-from .lexicon import build_lexicon, entity_mentions, uses_train_entities
+from .lexicon import build_lexicon, entity_mentions, source_parts, uses_train_entities
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
@@ -290,7 +290,7 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=N
                              f"tokens; --lexicon_max_word_length {model_args.lexicon_max_word_length} would change them")
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
         # the sources by name (a word list by its file name: the card should not show the user's folders)
-        model.config.lexicon_source = ",".join(Path(part.strip()).name for part in model_args.lexicon.split(","))
+        model.config.lexicon_source = ",".join(Path(part).name for part in source_parts(model_args.lexicon))
         hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length, train_entities,
                                        model_args.lexicon_entity_min_count)
         logger.info("%s", report)
