@@ -221,4 +221,3 @@ def test_card_says_when_the_lexicon_flags_the_types_of_training_entities(checkpo
     (checkpoint / "config.json").write_text(json.dumps(config))
     text = build_model_card(checkpoint, EVAL, "CMeEE-V2").text
     assert "| lexicon | 99 words (`train-entities`); training entities flagged with their types (DISE, DRUG) |" in text
-    assert "can test whether a given string was tagged there, and with which type." in text

@@ -313,7 +313,6 @@ def build_model_card(
         domain=domain,
         dataset_name=dataset_name,
         holds_training_entities=_holds_training_entities(config),
-        lexicon_typed=bool(config.get("lexicon_entity_types")),
         eval_split=eval_split,
         dataset_config=dataset_config,
         eval_mode=eval_mode or _scoring_mode(eval_results),
