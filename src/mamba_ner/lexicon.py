@@ -122,62 +122,21 @@ def build_lexicon(
             too_long += 1
         else:
             by_length.setdefault(len(ids), []).append(ids)
-    hashes = [word_hashes(rows) for rows in by_length.values()]
+    hashes = []
+    for n, rows in by_length.items():
+        windows = dict(lexicon_window_hashes(torch.tensor(rows, dtype=torch.long), n))
+        hashes.append(windows[n][:, 0])  # the window of all n tokens, starting at 0
     kept = sum(len(rows) for rows in by_length.values())
     report = LexiconReport(source, len(words) + rare, kept, too_short, too_long, unknown, rare)
     return (torch.unique(torch.cat(hashes)) if hashes else torch.zeros(0, dtype=torch.long)), report
 
 
-def word_hashes(rows: Sequence[Sequence[int]]) -> torch.LongTensor:
-    """(w,) the hash of each word, given as its token ids (all of one length), as the model hashes windows."""
-    n = len(rows[0])
-    return dict(lexicon_window_hashes(torch.tensor(rows, dtype=torch.long), n))[n][:, 0].contiguous()  # the whole word, from 0
-
-
-def entity_type_masks(
-    hashes: torch.LongTensor, tokenizer, entities: Sequence[tuple[Sequence[str], str]], type_names: Sequence[str],
-    entity_min_count: int = 1,
-) -> torch.LongTensor:
-    """(w,) int64 type bits for the sorted lexicon `hashes` (from `build_lexicon`): bit k of a word's mask is
-    set when it was tagged with `type_names[k]` in `entities` (typed mentions, `entity_mentions(...,
-    with_types=True)`); dictionary words and training entities tagged fewer than `entity_min_count` times
-    in all (as `build_lexicon` drops them) get 0. Mentions the lexicon does not hold (too short, too
-    long, an unknown token) add nothing."""
-    counts = Counter(tuple(words) for words, _ in entities)
-    bits: dict[tuple[str, ...], int] = {}
-    for words, entity_type in entities:
-        key = tuple(words)
-        if counts[key] >= entity_min_count:
-            bits[key] = bits.get(key, 0) | 1 << type_names.index(entity_type)
-    masks = torch.zeros_like(hashes)
-    if not bits or not hashes.numel():
-        return masks
-    keys = list(bits)
-    by_length: dict[int, tuple[list[list[int]], list[int]]] = {}
-    for key, ids in zip(keys, tokenizer([list(k) for k in keys], is_split_into_words=True, add_special_tokens=False)["input_ids"]):
-        rows, key_bits = by_length.setdefault(len(ids), ([], []))
-        rows.append(ids)
-        key_bits.append(bits[key])
-    for n, (rows, key_bits) in by_length.items():
-        if n < 2:  # no window of one token is hashed
-            continue
-        found = word_hashes(rows)
-        slot = torch.searchsorted(hashes, found).clamp_(max=hashes.numel() - 1)
-        held = hashes[slot] == found
-        # distinct token sequences have distinct hashes (collisions ~1e-13), so no slot is written twice
-        masks[slot[held]] |= torch.tensor(key_bits, dtype=torch.long)[held]
-    return masks
-
-
-def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str],
-                    with_types: bool = False) -> list:
-    """The entity mentions of tagged sentences, each the list of its words (with `with_types`, a
-    `(words, type)` pair), in order of appearance."""
+def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[list[str]]:
+    """The entity mentions of tagged sentences, each the list of its words, in order of appearance."""
     from .data.bio import tags_to_spans
 
     mentions = []
     for words, ids in zip(tokens, tags):
-        for start, end, entity_type in tags_to_spans([label_names[i] for i in ids]):
-            mention = list(words[start:end])
-            mentions.append((mention, entity_type) if with_types else mention)
+        for start, end, _ in tags_to_spans([label_names[i] for i in ids]):
+            mentions.append(list(words[start:end]))
     return mentions

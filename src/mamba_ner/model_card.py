@@ -111,9 +111,7 @@ def _architecture_rows(config: dict, num_parameters: int | None) -> list[tuple[s
         rows.append(("directions", "2 (left-to-right and right-to-left)" if config["bidirectional"] else "1"))
     if config.get("lexicon_size"):
         source = config.get("lexicon_source")
-        types = config.get("lexicon_entity_types")
-        rows.append(("lexicon", f"{config['lexicon_size']:,} words" + (f" (`{source}`)" if source else "")
-                     + (f"; training entities flagged with their types ({', '.join(types)})" if types else "")))
+        rows.append(("lexicon", f"{config['lexicon_size']:,} words" + (f" (`{source}`)" if source else "")))
     if config.get("ensemble_size", 1) > 1:
         rows.append(("taggers", f"{config['ensemble_size']} (an ensemble: own encoders, mean emissions, one CRF)"))
     if num_parameters is not None:

@@ -97,17 +97,13 @@ def lexicon_window_hashes(input_ids: torch.LongTensor, max_length: int):
 
 
 def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: torch.LongTensor,
-                     max_length: int, drop: float = 0.0, types: torch.LongTensor | None = None,
-                     num_types: int = 0) -> torch.Tensor:
+                     max_length: int, drop: float = 0.0) -> torch.Tensor:
     """Lexicon-match features of every position.
 
     input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first; lexicon:
     (w,) sorted window hashes of the lexicon words -> (b, l, 2 * max_length - 1) float 0/1: for
     n = 2..max_length "a word of n tokens starts here", then the same for "ends here", then "strictly
     inside a word". `drop`: share of the matches (word occurrences) left out, each with all its flags.
-    `types`: (w,) int64, bit k set when lexicon word i was tagged with entity type k (k < `num_types`);
-    given, 3 * `num_types` features follow: "a word of type k starts here" for every k, then "ends
-    here", then "strictly inside" (a dropped match loses its typed flags too).
     """
     b, l = input_ids.shape
     real = real.expand(b, l)  # (1, l) when every row is full
@@ -116,10 +112,8 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     def later(x, k):  # x moved k positions to the right
         return torch.cat([x.new_zeros(b, min(k, l)), x[:, : max(l - k, 0)]], dim=1)
 
-    typed = types is not None and num_types > 0
     starts, ends = [], []
     inside = torch.zeros_like(real)
-    type_start, type_end, type_inside = (torch.zeros_like(ids) for _ in range(3))  # type bits per position
     for n, hashes in lexicon_window_hashes(ids, max_length):
         found = torch.zeros_like(real)
         if lexicon.numel():
@@ -127,22 +121,11 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
             found = lexicon[slot] == hashes  # (b, l): a word of length n starts at t
             if drop > 0:
                 found &= torch.rand(found.shape, device=found.device) >= drop
-            if typed:
-                bits = torch.where(found, types[slot], 0)  # (b, l): the types of the word starting at t
-                type_start |= bits
-                type_end |= later(bits, n - 1)
-                for k in range(1, n - 1):
-                    type_inside |= later(bits, k)
         starts.append(found)
         ends.append(later(found, n - 1))  # ... ends at t + n - 1
         for k in range(1, n - 1):
             inside |= later(found, k)
-    features = torch.stack(starts + ends + [inside], dim=-1).float()
-    if not typed:
-        return features
-    powers = 2 ** torch.arange(num_types, device=ids.device)
-    flags = [(bits[..., None] & powers) != 0 for bits in (type_start, type_end, type_inside)]  # (b, l, k) each
-    return torch.cat([features, *(f.float() for f in flags)], dim=-1)
+    return torch.stack(starts + ends + [inside], dim=-1).float()
 
 
 # Whole-word ids for sub-word or character input: each word (a token that does not continue the one
@@ -365,7 +348,7 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=None)
         bigram_buckets = getattr(config, "bigram_vocab_size", 0)
         self.bigram_embeddings = nn.Embedding(bigram_buckets, config.hidden_size) if bigram_buckets else None
-        self.lexicon_embeddings = self.lexicon_type_embeddings = None
+        self.lexicon_embeddings = None
         if getattr(config, "lexicon_size", 0):
             self._add_lexicon(config.lexicon_size)
         self.word_embeddings = None
@@ -383,55 +366,21 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         features = 2 * self.config.lexicon_max_word_length - 1
         self.lexicon_embeddings = nn.Embedding(features, self.config.hidden_size)  # one vector per feature
         self.register_buffer("lexicon", torch.zeros(size, dtype=torch.long), persistent=True)
-        self._add_lexicon_types(size)
 
-    def _add_lexicon_types(self, size: int):
-        self.lexicon_type_embeddings = None
-        num_types = len(getattr(self.config, "lexicon_entity_types", None) or ())
-        if num_types:  # start / end / inside flags per type
-            self.lexicon_type_embeddings = nn.Embedding(3 * num_types, self.config.hidden_size)
-            self.register_buffer("lexicon_types", torch.zeros(size, dtype=torch.long), persistent=True)
+    def set_lexicon(self, hashes: torch.LongTensor):
+        """Store a lexicon (sorted unique window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
 
-    def set_lexicon(self, hashes: torch.LongTensor, types: torch.LongTensor | None = None):
-        """Store a lexicon (window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
-
-        `types`: one int64 per hash, bit k set when the word was tagged with `config.lexicon_entity_types[k]`
-        (None: no types); a hash given twice keeps the union of its types. Replaces a lexicon already
-        there; the feature embeddings are kept when the model already has them for as many types.
+        Replaces a lexicon already there; the feature embeddings are kept when the model already has them.
         """
-        hashes = torch.as_tensor(hashes, dtype=torch.long).flatten()
-        num_types = len(getattr(self.config, "lexicon_entity_types", None) or ())
-        if types is not None:
-            if not num_types:
-                raise ValueError("lexicon types given, but config.lexicon_entity_types names no type")
-            types = torch.as_tensor(types, dtype=torch.long).flatten()
-            if types.shape != hashes.shape:
-                raise ValueError(f"one type mask per lexicon hash: {types.numel()} masks for {hashes.numel()} hashes")
-            if types.numel() and (types.min() < 0 or types.max() >= 2 ** num_types):
-                raise ValueError(f"lexicon type masks must be bit sets of the {num_types} types")
-        hashes, where = torch.unique(hashes, return_inverse=True)  # sorted
+        hashes = torch.unique(torch.as_tensor(hashes, dtype=torch.long).flatten())  # sorted
         if not hashes.numel():
             raise ValueError("the lexicon is empty: no word of 2..lexicon_max_word_length tokens")
-        merged = torch.zeros_like(hashes)
-        for k in range(num_types if types is not None else 0):  # the union of a repeated hash's types
-            bit = torch.zeros_like(hashes).scatter_reduce(0, where, (types >> k) & 1, reduce="amax")
-            merged |= bit << k
         device = self.embeddings.weight.device
         if self.lexicon_embeddings is None:
             self._add_lexicon(hashes.numel())
             self._init_weights(self.lexicon_embeddings)
             self.lexicon_embeddings.to(device)
-        has = self.lexicon_type_embeddings.num_embeddings // 3 if self.lexicon_type_embeddings is not None else 0
-        if has != num_types:
-            if has:
-                del self.lexicon_types
-            self._add_lexicon_types(hashes.numel())
-            if num_types:
-                self._init_weights(self.lexicon_type_embeddings)
-                self.lexicon_type_embeddings.to(device)
         self.lexicon = hashes.to(device)
-        if num_types:
-            self.lexicon_types = merged.to(device)
         self.config.lexicon_size = hashes.numel()
 
     def _add_words(self, size: int):
@@ -495,19 +444,14 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
         if self.lexicon_embeddings is not None:  # from the ids before word dropout
             drop = getattr(config, "lexicon_dropout_prob", 0.0) if self.training else 0.0
-            typed = self.lexicon_type_embeddings is not None
-            features = lexicon_features(input_ids, real, self.lexicon, config.lexicon_max_word_length, drop,
-                                        self.lexicon_types if typed else None, len(config.lexicon_entity_types or ()))
+            features = lexicon_features(input_ids, real, self.lexicon, config.lexicon_max_word_length, drop)
         if self.word_embeddings is not None:  # from the ids before word dropout; whole words dropped alike
             words = self.word_indices(input_ids, real, drop=word_dropout if self.training else 0.0)
         if self.training and word_dropout > 0:
             input_ids = input_ids.masked_fill(dropped, config.unk_token_id)
         hidden_states = self.embeddings(input_ids)  # (b, l, d)
         if self.lexicon_embeddings is not None:
-            weight = self.lexicon_embeddings.weight
-            if self.lexicon_type_embeddings is not None:
-                weight = torch.cat([weight, self.lexicon_type_embeddings.weight])
-            hidden_states = hidden_states + features.to(hidden_states.dtype) @ weight
+            hidden_states = hidden_states + features.to(hidden_states.dtype) @ self.lexicon_embeddings.weight
         if self.word_embeddings is not None:
             hidden_states = hidden_states + self.word_embeddings(words)
         if self.bigram_embeddings is not None:
