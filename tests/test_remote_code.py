@@ -34,8 +34,9 @@ print(json.dumps({
 
 @pytest.mark.parametrize("features", [{}, {"bigram_vocab_size": 37, "word_dropout_prob": 0.1, "unk_token_id": 1,
                                          "residual_dropout_prob": 0.1}, {"lexicon_max_word_length": 3, "lexicon_dropout_prob": 0.2},
+                                      {"lexicon_max_word_length": 3, "lexicon_leave_one_out": True},
                                       {"word_vocab_size": 2}, {"ensemble_size": 3, "lexicon_max_word_length": 3}],
-                         ids=["plain", "bigrams", "lexicon", "words", "ensemble"])
+                         ids=["plain", "bigrams", "lexicon", "lexicon-counts", "words", "ensemble"])
 def test_remote_code_round_trip_without_the_package(tmp_path, features):
     torch.manual_seed(0)
     config = MambaCrfConfig(
@@ -46,7 +47,8 @@ def test_remote_code_round_trip_without_the_package(tmp_path, features):
     if "lexicon_max_word_length" in features:  # words [5, 6] and [7, 8, 9], which the first row contains
         words = [torch.tensor([[5, 6]]), torch.tensor([[7, 8, 9]])]
         for backbone in model.backbones():  # every tagger of an ensemble
-            backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]))
+            counts = [torch.tensor([1, 3])] if features.get("lexicon_leave_one_out") else []
+            backbone.set_lexicon(torch.cat([dict(lexicon_window_hashes(w, w.shape[1]))[w.shape[1]][:, 0] for w in words]), *counts)
             with torch.no_grad():
                 backbone.lexicon_embeddings.weight.normal_()
     if "word_vocab_size" in features:  # ids 10..19 continue a word; the words [5, 12] and [7, 13, 14] are listed

