@@ -237,18 +237,20 @@ def test_run_ner_stores_the_training_entities_of_the_train_split_only(tmp_path, 
     weights = load_file(out / "model" / "model.safetensors")
     assert config.get("lexicon_leave_one_out", False) == leave_one_out
     assert ("backbone.lexicon_counts" in weights) == leave_one_out
-    if leave_one_out:  # how often each entity was tagged in the train split
-        assert sorted(weights["backbone.lexicon_counts"].tolist()) == sorted(counts[m] for m in usable)
+    if leave_one_out:  # in how many sentences of the train split each entity was tagged
+        rows = Counter(m for words, tags in zip(train["tokens"], train["ner_tags"])
+                       for m in {tuple(x) for x in entity_mentions([words], [tags], train.features["ner_tags"].feature.names)})
+        assert sorted(weights["backbone.lexicon_counts"].tolist()) == sorted(rows[m] for m in usable)
 
 
-def test_leave_one_out_unflags_a_rows_own_entities_tagged_nowhere_else():
-    # row 0: [11, 12] gold entity (tagged once in training: only here), [13, 14] gold entity (twice:
-    # also elsewhere), [15, 16] a dictionary word that is a gold entity here; row 1: [11, 12] not an
-    # entity; row 2: [13, 14] a gold entity twice in the row (tagged twice in training: both here)
-    ids = torch.tensor([[11, 12, 13, 14, 15, 16], [11, 12, 9, 9, 9, 9], [13, 14, 9, 13, 14, 9]])
+def test_leave_one_out_unflags_a_rows_own_entities_tagged_in_no_other_document():
+    # row 0: [11, 12] a gold entity tagged in this document only, [13, 14] a gold entity tagged in two
+    # documents, [15, 16] a dictionary word that is a gold entity here; row 1: [11, 12] not an entity
+    # there; row 2: [17, 18] a gold entity twice in its row, tagged in that document only
+    ids = torch.tensor([[11, 12, 13, 14, 15, 16], [11, 12, 9, 9, 9, 9], [17, 18, 9, 17, 18, 9]])
     real = torch.ones_like(ids, dtype=torch.bool)
-    lexicon, where = torch.unique(hashes_of([11, 12], [13, 14], [15, 16]), return_inverse=True)
-    counts = torch.zeros_like(lexicon).scatter_(0, where, torch.tensor([1, 2, 2 ** 62]))
+    lexicon, where = torch.unique(hashes_of([11, 12], [13, 14], [15, 16], [17, 18]), return_inverse=True)
+    counts = torch.zeros_like(lexicon).scatter_(0, where, torch.tensor([1, 2, 2 ** 62, 1]))
     B, I = 1, 2  # LABELS
     labels = torch.tensor([[B, I, B, I, B, I], [0, 0, 0, 0, 0, 0], [B, I, 0, B, I, 0]])
     gold = (labels == B, labels == I)
@@ -257,7 +259,7 @@ def test_leave_one_out_unflags_a_rows_own_entities_tagged_nowhere_else():
     assert full[:, :, 0].tolist() == [[1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0]]
     assert loo[:, :, 0].tolist() == [[0, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]
     assert torch.equal(loo[:, :, 1], torch.cat([loo.new_zeros(3, 1), loo[:, :-1, 0]], dim=1))  # ends go with starts
-    # a match that is part of a longer gold entity is not the entity itself: kept
+    # a match inside a longer gold entity is not the entity itself: kept
     longer = torch.tensor([[B, I, I, 0, 0, 0]])
     assert lexicon_features(ids[:1], real[:1], lexicon, 2, counts=counts, gold=(longer == B, longer == I))[0, 0, 0] == 1
 
@@ -293,11 +295,14 @@ def test_build_lexicon_counts_the_training_entities(tmp_path):
     tokenizer = build_tokenizer(TEXTS, kind="char")
     words = tmp_path / "words.txt"
     words.write_text("糖尿病\n高血壓\n", encoding="utf-8")  # 高血壓 is also a training entity
-    entities = [list("胰島素"), list("高血壓"), list("胰島素")]
-    hashes, counts, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities, with_counts=True)
+    entities = [list("胰島素"), list("高血壓"), list("胰島素"), list("胰島素")]
+    hashes, counts, report = build_lexicon(f"{words},train-entities", tokenizer, 6, entities, entity_documents=[0, 0, 0, 3])
     ids = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("胰島素", "高血壓", "糖尿病")}
     by_word = {w: int(counts[torch.searchsorted(hashes, hashes_of(i))]) for w, i in ids.items()}
-    assert by_word == {"胰島素": 2, "高血壓": 2 ** 62, "糖尿病": 2 ** 62}  # a word-list word never drops out
+    # 胰島素: tagged 3 times in 2 documents; a word-list word never drops out
+    assert by_word == {"胰島素": 2, "高血壓": 2 ** 62, "糖尿病": 2 ** 62}
+    with pytest.raises(ValueError, match="one document per entity mention"):
+        build_lexicon("train-entities", tokenizer, 6, entities, entity_documents=[0])
     assert report.kept == 4 and hashes.numel() == 3
     assert torch.equal(build_lexicon(f"{words},train-entities", tokenizer, 6, entities)[0], hashes)
     with pytest.raises(ValueError, match="--lexicon_leave_one_out leaves the training entities out"):

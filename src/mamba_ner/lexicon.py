@@ -83,12 +83,13 @@ def uses_train_entities(source: str | None) -> bool:
 
 def build_lexicon(
     source: str, tokenizer, max_length: int, entities: Sequence[Sequence[str]] | None = None,
-    entity_min_count: int = 1, with_counts: bool = False,
+    entity_min_count: int = 1, entity_documents: Sequence[int] | None = None,
 ):
-    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`; with
-    `with_counts`, (hashes, counts (w,), report), where `counts` says how often each word was tagged
-    as an entity in `entities` (`LEXICON_DICTIONARY_COUNT` for a word of a word list), what
-    `MambaCrfModel.set_lexicon` takes for `lexicon_leave_one_out`.
+    """(sorted unique window hashes (w,), report) of the words of `source` under `tokenizer`; given
+    `entity_documents` (the training document, e.g. the row, of each mention of `entities`), (hashes,
+    counts (w,), report), where `counts` says in how many documents each word was tagged as an entity
+    (`LEXICON_DICTIONARY_COUNT` for a word of a word list), what `MambaCrfModel.set_lexicon` takes for
+    `lexicon_leave_one_out`.
 
     `source`: a word list or package name, `train-entities`, or several separated by commas (their
     words' union). `entities`: the training split's entity mentions, each a list of words (what
@@ -114,7 +115,13 @@ def build_lexicon(
         if mentions:
             encoded += tokenizer(mentions, is_split_into_words=True, add_special_tokens=False)["input_ids"]
         words += [" ".join(mention) for mention in mentions]
-        word_counts += [counts[tuple(mention)] for mention in mentions]
+        if entity_documents is not None:
+            if len(entity_documents) != len(entities):
+                raise ValueError(f"one document per entity mention: {len(entity_documents)} for {len(entities)} mentions")
+            documents = Counter(text for text, _ in set(zip(map(tuple, entities), entity_documents)))
+            word_counts += [documents[tuple(mention)] for mention in mentions]
+        else:
+            word_counts += [0] * len(mentions)  # not asked for
     unk = tokenizer.unk_token_id
     by_length: dict[int, tuple[list[list[int]], list[int]]] = {}  # n -> (token ids, counts) of the words of n tokens
     too_short = too_long = unknown = 0
@@ -137,19 +144,22 @@ def build_lexicon(
     kept = sum(len(rows) for rows, _ in by_length.values())
     report = LexiconReport(source, len(words) + rare, kept, too_short, too_long, unknown, rare)
     unique, where = torch.unique(torch.cat(hashes), return_inverse=True)
-    if not with_counts:
+    if entity_documents is None:
         return unique, report
     # a word both in a word list and among the entities keeps the dictionary's count
     merged = torch.zeros_like(unique).scatter_reduce(0, where, torch.cat(counts), reduce="amax")
     return unique, merged, report
 
 
-def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[list[str]]:
-    """The entity mentions of tagged sentences, each the list of its words, in order of appearance."""
+def entity_mentions(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[int]], label_names: Sequence[str],
+                    with_rows: bool = False):
+    """The entity mentions of tagged sentences, each the list of its words, in order of appearance; with
+    `with_rows`, `(mentions, rows)`, where `rows[i]` is the index of the sentence of mention i."""
     from .data.bio import tags_to_spans
 
-    mentions = []
-    for words, ids in zip(tokens, tags):
+    mentions, rows = [], []
+    for row, (words, ids) in enumerate(zip(tokens, tags)):
         for start, end, _ in tags_to_spans([label_names[i] for i in ids]):
             mentions.append(list(words[start:end]))
-    return mentions
+            rows.append(row)
+    return (mentions, rows) if with_rows else mentions

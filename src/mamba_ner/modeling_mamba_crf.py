@@ -111,7 +111,8 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     inside a word". `drop`: share of the matches (word occurrences) left out, each with all its flags.
     `counts` (w,) and `gold` ((b, l) bool "a gold entity starts here", (b, l) bool "... continues
     here"): leave one out, i.e. a match that is exactly a gold entity of its row is left out when the
-    word was tagged as an entity no more often in training (`counts`) than in this row.
+    word was tagged as an entity in no other training document (`counts`: in how many it was; a row
+    is one document or a window of one).
     """
     b, l = input_ids.shape
     real = real.expand(b, l)  # (1, l) when every row is full
@@ -135,12 +136,7 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
                 entity = begins & ~earlier(continues, n)  # a gold entity of exactly n tokens starts at t
                 for k in range(1, n):
                     entity &= earlier(continues, k)
-                rows, at = (found & entity).nonzero(as_tuple=True)
-                if rows.numel():
-                    pairs = torch.stack([rows, hashes[rows, at]], dim=1)
-                    _, which, times = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
-                    alone = counts[slot[rows, at]] <= times[which]  # tagged nowhere else in training
-                    found[rows[alone], at[alone]] = False
+                found &= ~(entity & (counts[slot] <= 1))  # this row's entity, tagged in no other document
             if drop > 0:
                 found &= torch.rand(found.shape, device=found.device) >= drop
         starts.append(found)
@@ -404,7 +400,7 @@ class MambaCrfModel(MambaCrfPreTrainedModel):
     def set_lexicon(self, hashes: torch.LongTensor, counts: torch.LongTensor | None = None):
         """Store a lexicon (window hashes, see `mamba_ner.lexicon`) and add its feature embeddings.
 
-        `counts`: one per hash, how often the word was tagged as an entity in training
+        `counts`: one per hash, in how many training documents the word was tagged as an entity
         (`LEXICON_DICTIONARY_COUNT` for a dictionary word); needed with `config.lexicon_leave_one_out`.
         A hash given twice keeps its largest count. Replaces a lexicon already there; the feature
         embeddings are kept when the model already has them.

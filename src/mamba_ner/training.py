@@ -229,8 +229,8 @@ def _special_token_ids(tokenizer) -> dict:
 def get_model(model_args: ModelArguments, label_list: list[str], tokenizer, train_tokens=None, train_entities=None):
     """A new model, or one from `--model_name_or_path`, with `--lexicon` and `--word_min_count` (the word
     list is built from `train_tokens`, the training split's word lists) stored in it; `train_entities`
-    (the training split's entity mentions, see `lexicon.entity_mentions`) is what `--lexicon
-    train-entities` stands for."""
+    (the training split's entity mentions, see `lexicon.entity_mentions`; with `--lexicon_leave_one_out`,
+    `(mentions, the row of each)`) is what `--lexicon train-entities` stands for."""
     id2label = dict(enumerate(label_list))
     label2id = {label: i for i, label in id2label.items()}
     if model_args.model_name_or_path:
@@ -296,9 +296,13 @@ def _with_lexicon(model, model_args: ModelArguments, tokenizer, train_entities=N
         # the sources by name (a word list by its file name: the card should not show the user's folders)
         model.config.lexicon_source = ",".join(Path(part).name for part in source_parts(model_args.lexicon))
         model.config.lexicon_leave_one_out = model_args.lexicon_leave_one_out
+        documents = None
+        if model_args.lexicon_leave_one_out:
+            if train_entities is None:
+                raise ValueError("--lexicon_leave_one_out needs the training split's entities by row")
+            train_entities, documents = train_entities  # (mentions, the row of each)
         hashes, *counts, report = build_lexicon(model_args.lexicon, tokenizer, model_args.lexicon_max_word_length,
-                                                train_entities, model_args.lexicon_entity_min_count,
-                                                with_counts=model_args.lexicon_leave_one_out)
+                                                train_entities, model_args.lexicon_entity_min_count, documents)
         logger.info("%s", report)
         for backbone in model.backbones():
             backbone.set_lexicon(hashes, *counts)
@@ -353,7 +357,8 @@ def _main(argv: list[str]) -> int:
     tokenizer = get_tokenizer(model_args, raw, checkpoint)
     train_entities = None
     if uses_train_entities(model_args.lexicon):
-        train_entities = entity_mentions(raw["train"]["tokens"], raw["train"]["ner_tags"], label_list)
+        train_entities = entity_mentions(raw["train"]["tokens"], raw["train"]["ner_tags"], label_list,
+                                         with_rows=model_args.lexicon_leave_one_out)  # + the row of each
     model = get_model(model_args, label_list, tokenizer,
                       train_tokens=raw["train"]["tokens"] if model_args.word_min_count else None,
                       train_entities=train_entities)
