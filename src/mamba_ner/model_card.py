@@ -311,6 +311,7 @@ def build_model_card(
         domain=domain,
         dataset_name=dataset_name,
         holds_training_entities=_holds_training_entities(config),
+        lexicon_counts=bool(config.get("lexicon_leave_one_out")),
         eval_split=eval_split,
         dataset_config=dataset_config,
         eval_mode=eval_mode or _scoring_mode(eval_results),
