@@ -124,18 +124,21 @@ def lexicon_features(input_ids: torch.LongTensor, real: torch.Tensor, lexicon: t
     def earlier(x, k):  # x moved k positions to the left
         return torch.cat([x[:, min(k, l):], x.new_zeros(b, min(k, l))], dim=1)
 
+    leave_one_out = counts is not None and gold is not None
+    if leave_one_out:
+        begins, continues = gold
+        spans = begins  # at n: a gold entity starts at t and continues through t + n - 1
     starts, ends = [], []
     inside = torch.zeros_like(real)
     for n, hashes in lexicon_window_hashes(ids, max_length):
+        if leave_one_out:
+            spans = spans & earlier(continues, n - 1)
         found = torch.zeros_like(real)
         if lexicon.numel():
             slot = torch.searchsorted(lexicon, hashes).clamp_(max=lexicon.numel() - 1)
             found = lexicon[slot] == hashes  # (b, l): a word of length n starts at t
-            if counts is not None and gold is not None:
-                begins, continues = gold
-                entity = begins & ~earlier(continues, n)  # a gold entity of exactly n tokens starts at t
-                for k in range(1, n):
-                    entity &= earlier(continues, k)
+            if leave_one_out:
+                entity = spans & ~earlier(continues, n)  # a gold entity of exactly n tokens starts at t
                 found &= ~(entity & (counts[slot] <= 1))  # this row's entity, tagged in no other document
             if drop > 0:
                 found &= torch.rand(found.shape, device=found.device) >= drop
