@@ -16,6 +16,8 @@ Sections:
   crf    the CRF alone (LinearChainCRF, k = 21 BIO): loss forward+backward and Viterbi, Triton against the
          Python recursion at l = 2048 x 16 rows (the issue's case), Triton at every length with the batch
          of the throughput runs (its share of a training step is printed at the end).
+  profile  (not in the default) torch.profiler over a training step of the small bi model at l = 2048 x 16
+         rows, fp32 and bf16 autocast: the kernels that take the time, and how much of the step the GPU is busy.
   speed  training (zero_grad, loss, backward; no optimizer step) and inference (no_grad forward + Viterbi
          / argmax) tokens/s and peak memory of bi / uni / BERT, sizes small (the CPU protocol's: hidden
          256, 4 layers) and base (hidden 768, 12 layers), fp32 and bf16 autocast, with ratios; and
@@ -281,6 +283,67 @@ def time_crf(results, args):
         torch.cuda.empty_cache()
 
 
+PROFILE_LENGTH, PROFILE_ROWS = 2048, 16  # the issue's case
+
+
+def profile_step(model_name="bi", precision="fp32", length=PROFILE_LENGTH, rows=PROFILE_ROWS, top=20, device="cuda"):
+    """Where one training step of the small model spends its time: torch.profiler over 2 steps (after 2 warm-up
+    steps), the `top` kernels (CPU ops on a CPU device) by own time, as {"wall_ms", "busy_ms", "kernels": [...]} per
+    step; busy_ms is the summed kernel time, so wall - busy is time the device waits for the host."""
+    import torch
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    cuda = device == "cuda"
+    with torch.device(device):
+        model, _ = speed.build_model(model_name, length)
+    ids, mask, labels = (x.to(device) for x in speed.make_batch(rows, length))
+    model.train()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(ids, mask, labels=labels).loss
+        loss.backward()
+
+    for _ in range(2):
+        step()
+    sync()
+    steps = 2
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        wall = (time.perf_counter() - start) / steps
+    own = (lambda e: getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)) if cuda else \
+        (lambda e: e.self_cpu_time_total)
+    # on CUDA only the kernels themselves (a CPU op or autograd Function also reports the time of kernels it
+    # launched without a child op, e.g. mamba_ssm's, which would count them twice)
+    kernel = lambda e: not cuda or e.device_type != DeviceType.CPU  # noqa: E731
+    events = [e for e in prof.key_averages() if own(e) > 0 and kernel(e)]
+    events.sort(key=own, reverse=True)
+    busy = sum(own(e) for e in events) / steps / 1e3
+    kernels = [{"name": e.key, "calls": e.count // steps, "ms": own(e) / steps / 1e3} for e in events[:top]]
+    return {"wall_ms": wall * 1e3, "busy_ms": busy, "kernels": kernels}
+
+
+def run_profile(results, args):
+    print(f"\n## Profile: one training step of the small bi model, l = {PROFILE_LENGTH} x {PROFILE_ROWS} rows\n")
+    for precision in args.precisions:
+        row = profile_step("bi", precision)
+        results.setdefault("profile", {})[precision] = row
+        print(f"\n{precision}: {row['wall_ms']:.1f} ms per step, kernels busy {row['busy_ms']:.1f} ms "
+              f"({row['busy_ms'] / row['wall_ms']:.0%})\n")
+        print("| kernel | calls | ms per step | share of busy |")
+        print("|---|---:|---:|---:|")
+        for k in row["kernels"]:
+            print(f"| `{k['name'][:90]}` | {k['calls']} | {k['ms']:.2f} | {k['ms'] / row['busy_ms']:.1%} |")
+
+
 def speed_plan(args):
     """(size, precision, mode, length, batch, model) in order of priority."""
     plan = []
@@ -436,7 +499,8 @@ def print_goals(results, args):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", choices=("check", "crf", "speed"), default=["check", "crf", "speed"])
+    parser.add_argument("--sections", nargs="+", choices=("check", "crf", "speed", "profile"),
+                        default=["check", "crf", "speed"])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048, 8192])
     parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=list(SIZES))
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
@@ -471,6 +535,8 @@ def main():
         if "speed" in args.sections:
             run_speed(results, args, deadline)
             print_speed_tables(results, args)
+        if "profile" in args.sections:
+            run_profile(results, args)
         print_goals(results, args)
     finally:
         if args.json:

@@ -1,4 +1,5 @@
 """The fast selective-scan paths against the plain reference: outputs, last state, every gradient."""
+import functools
 import logging
 
 import pytest
@@ -243,6 +244,53 @@ def test_cuda_kernel_matches_reference():
     assert_close(last, last_ref, 1e-4, 1e-4, "last_state")
     for name, grad in grads_ref.items():
         assert_close(grads[name], grad, 1e-3, 1e-3, f"grad {name}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_cuda_kernel_composition_matches_reference(direction):
+    """The bidirectional model's use of mamba_ssm: reverse within each row's length, y_add and out_scale."""
+    if not torch.cuda.is_available() or scan_module._mamba_ssm_scan is None:
+        pytest.skip("needs CUDA and mamba_ssm")
+    b, d, l, n = 3, 64, 300, 16
+    inputs = make_inputs(b, d, l, n)
+    g = torch.Generator().manual_seed(4)
+    reverse = direction == "reverse"
+    extra = dict(reverse=reverse, lengths=torch.tensor([300, 170, 1]) if reverse else None,
+                 y_add=torch.randn(b, d, l, generator=g), out_scale=0.5)
+    grad_out = torch.randn(b, d, l, generator=g)
+    out_ref, last_ref, grads_ref = run(functools.partial(selective_scan_ref, **extra), inputs, grad_out, True)
+    cuda = {k: v.detach().cuda().requires_grad_() for k, v in inputs.items() if v is not None}
+    cuda_extra = {k: (v.cuda() if torch.is_tensor(v) else v) for k, v in extra.items()}
+    out, last, grads = run(functools.partial(selective_scan, **cuda_extra), cuda, grad_out.cuda(), True)
+    assert_close(out.cpu(), out_ref, 1e-4, 1e-4, "out")
+    for name, grad in grads_ref.items():
+        assert_close(grads[name].cpu(), grad, 1e-3, 1e-3, f"grad {name}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_causal_conv1d_matches_reference(reverse, dtype):
+    """causal-conv1d's CUDA kernel, also reversed within each row's length, against F.conv1d on the CPU."""
+    if not torch.cuda.is_available() or scan_module._cuda_causal_conv1d is None:
+        pytest.skip("needs CUDA and causal_conv1d")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 64, 257, generator=g).requires_grad_()
+    weight = torch.randn(64, 4, generator=g).requires_grad_()
+    bias = torch.randn(64, generator=g).requires_grad_()
+    lengths = torch.tensor([257, 100, 1]) if reverse else None
+    grad_out = torch.randn(3, 64, 257, generator=g)
+    expected = causal_conv1d_ref(x, weight, bias, "silu", reverse=reverse, lengths=lengths)
+    want = torch.autograd.grad(expected, (x, weight, bias), grad_out)
+    leaves = [t.detach().cuda().to(dtype).requires_grad_() for t in (x, weight, bias)]
+    actual = causal_conv1d(*leaves, "silu", reverse=reverse, lengths=None if lengths is None else lengths.cuda())
+    got = torch.autograd.grad(actual, leaves, grad_out.cuda().to(dtype))
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    assert actual.dtype == dtype
+    assert_close(actual.float().cpu(), expected, tol, tol, "conv out")
+    for name, a, w in zip(("x", "weight", "bias"), got, want):
+        assert_close(a.float().cpu(), w, tol, tol, f"conv grad {name}")
 
 
 @pytest.fixture(params=["cpp", "torch"])
