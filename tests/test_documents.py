@@ -106,3 +106,62 @@ def test_a_separator_without_document_context_is_refused(tmp_path, capsys):
                        "--document_separator", "[SEP]", "--do_train", "--use_cpu", "--report_to", "none"])
     assert code == 1
     assert "--document_separator only applies with --document_context" in capsys.readouterr().err
+
+
+def test_eval_window_scores_documents_tagged_in_windows(tmp_path, capsys):
+    """--eval_window: the reported scores are those of documents tagged in windows (checked against tag_words
+    with the saved checkpoint), the one-pass F1 is reported beside, and the window is recorded for predict."""
+    from transformers import AutoTokenizer
+
+    from mamba_ner import MambaCrfForTokenClassification
+    from mamba_ner.metrics import score_all
+    from mamba_ner.predict import tag_words
+
+    sentences, _ = read_conll([SAMPLE])
+    out = tmp_path / "run"
+    code = train_main([
+        "--data_format", "conll", "--train_files", str(SAMPLE), "--validation_files", str(SAMPLE),
+        "--test_files", str(SAMPLE), "--output_dir", str(out), "--document_context", "--eval_window", "10",
+        "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2", "--max_steps", "3",
+        "--report_to", "none", "--do_train", "--do_eval", "--use_cpu", "--disable_tqdm", "true",
+        "--make_plots", "false", "--seed", "3", "--train_sampling_strategy", "group_by_length",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "(tagged in windows of 10 tokens; in one pass: entity F1" in printed
+    scores = json.loads((out / "test_scores.json").read_text())
+    assert scores["entity"]["support"] == sum(len(tags_to_spans(s.tags)) for s in sentences)
+    assert scores["token"]["support"] == sum(len(s.tokens) for s in sentences)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["eval_window"] == 10 and 0 <= summary["test"]["one_pass_f1"] <= 1
+    assert json.loads((out / "model" / "config.json").read_text())["tagging_window"] == 10
+    assert "| eval_window | 10 |" in (out / "README.md").read_text(encoding="utf-8")  # the model card says so
+
+    model = MambaCrfForTokenClassification.from_pretrained(out / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    documents = {}
+    for s in sentences:
+        documents.setdefault(s.doc_id, []).append(s)
+    assert max(sum(len(s.tokens) for s in group) for group in documents.values()) > 10  # windows are used
+    y_true, y_pred, differ = [], [], 0
+    for group in documents.values():
+        words = [w for s in group for w in s.tokens]
+        tags = [t for t, _ in tag_words(model, tokenizer, [words], max_length=10)[0]]
+        differ += tags != [t for t, _ in tag_words(model, tokenizer, [words])[0]]
+        for s in group:
+            y_true.append(s.tags)
+            y_pred.append(tags[: len(s.tokens)])
+            tags = tags[len(s.tokens):]
+    expected = score_all(y_true, y_pred)
+    assert differ, "windows of 10 tag some document differently from one pass (else this test shows nothing)"
+    assert scores["entity"]["f1"] == pytest.approx(expected["entity"]["f1"])
+    assert scores["token"]["micro_f1"] == pytest.approx(expected["token"]["micro_f1"])
+
+
+def test_eval_window_below_8_tokens_is_refused(tmp_path, capsys):
+    code = train_main(["--data_format", "conll", "--train_files", str(SAMPLE), "--output_dir", str(tmp_path / "run"),
+                       "--eval_window", "4", "--do_train", "--use_cpu", "--report_to", "none",
+                       "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4"])
+    assert code == 1
+    assert "--eval_window must be at least 8 tokens, got 4" in capsys.readouterr().err

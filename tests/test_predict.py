@@ -310,3 +310,29 @@ def test_longest_ruijin_document_in_one_pass(shared_data, model, tokenizer, tmp_
     assert counter.lengths == [sum(not c.isspace() for c in text) + 2] and len(text) > 15_000
     (document,), _ = read_brat_documents(ann.with_suffix(".txt"), split="document")
     assert document.text == text and document.entities and max(e.end for e in document.entities) > len(text) - 1000
+
+
+def test_command_line_tags_in_the_window_the_model_was_scored_with(model, tokenizer, tmp_path, monkeypatch):
+    import mamba_ner.predict as predict_module
+
+    windows = []
+
+    def recording_tag_words(model, tokenizer, word_lists, **kwargs):
+        windows.append(kwargs.get("max_length"))
+        return tag_words(model, tokenizer, word_lists, **kwargs)
+
+    monkeypatch.setattr(predict_module, "tag_words", recording_tag_words)
+    checkpoint = tmp_path / "checkpoint"
+    model.config.tagging_window = 16  # what `--eval_window 16` records in training
+    try:
+        model.save_pretrained(checkpoint)
+    finally:
+        del model.config.tagging_window
+    tokenizer.save_pretrained(checkpoint)
+    path = tmp_path / "dev.conll"
+    path.write_text(CONLL, encoding="utf-8")
+    for extra, expected in (([], 16), (["--max_length", "0"], None), (["--max_length", "32"], 32)):
+        windows.clear()
+        out = tmp_path / f"out{len(extra)}{expected}"
+        assert main(["--model", str(checkpoint), str(path), "--output", str(out), "--device", "cpu", *extra]) == 0
+        assert windows and set(windows) == {expected}, extra

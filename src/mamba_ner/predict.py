@@ -473,7 +473,7 @@ class PredictArguments:
     output: str = field(default="predictions", metadata={"help": "Output folder; a folder INPUT goes to OUTPUT/<its name>"})
     format: str = field(default="auto", metadata={"help": "Input format (default auto: detected from each input's content)", "choices": list(FORMATS), "aliases": ["--data_format", "--data-format"]})
     batch_size: int = field(default=8, metadata={"help": "Most sequences per forward pass"})
-    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens (default: whole texts in one pass)"})
+    max_length: int | None = field(default=None, metadata={"help": "Tag windows of this many tokens; 0: whole texts in one pass (default: the window the model was scored with, --eval_window in training, else one pass)"})
     stride: int | None = field(default=None, metadata={"help": "Tokens shared by consecutive windows (default: max_length // 4)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
@@ -536,7 +536,12 @@ def _main(argv: list[str]) -> int:
         separator = getattr(model.config, "document_separator", None)
     if document_context and args.document_context is None:
         logger.info("document context on, as the model was trained (separator %r)", separator)
-    options = PredictOptions(batch_size=args.batch_size, max_length=args.max_length, stride=args.stride,
+    max_length = args.max_length
+    if max_length is None and getattr(model.config, "tagging_window", None):
+        max_length = model.config.tagging_window
+        logger.info("tagging in windows of %d tokens, as the model's scores were measured (--max_length 0: one pass)",
+                    max_length)
+    options = PredictOptions(batch_size=args.batch_size, max_length=max_length or None, stride=args.stride,
                              device=None, tokenize=args.tokenize, html=html, progress=True,
                              document_context=document_context, document_separator=separator)
     for path in inputs:

@@ -97,6 +97,7 @@ class DataArguments:
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
     document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
     document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; recorded in the checkpoint for mamba-ner predict"})
+    eval_window: int | None = field(default=None, metadata={"help": "Score the validation and test splits by tagging rows longer than this many tokens in overlapping windows (stride a quarter), each word keeping the prediction of the window where it lies farthest from an edge, as mamba-ner predict --max_length does; recorded in the checkpoint as mamba-ner predict's default. The per-epoch validation (model selection) stays one pass; the one-pass scores are reported beside (default: one pass)"})
 
 
 @dataclass
@@ -367,6 +368,10 @@ def _main(argv: list[str]) -> int:
     if data_args.document_context:  # recorded, so that `mamba-ner predict` reads documents the same way
         model.config.document_context = True
         model.config.document_separator = data_args.document_separator
+    if data_args.eval_window:  # recorded, so that `mamba-ner predict` tags as the reported scores were
+        if data_args.eval_window < 8:
+            raise UsageError(f"--eval_window must be at least 8 tokens, got {data_args.eval_window}")
+        model.config.tagging_window = data_args.eval_window
     logger.info("model: %.2fM parameters, bidirectional=%s", model.num_parameters() / 1e6, model.config.bidirectional)
 
     # 4. Tokenize and align labels with word_ids()
@@ -376,6 +381,7 @@ def _main(argv: list[str]) -> int:
         return tokenize_and_align_labels(batch, tokenizer, max_length=data_args.max_length,
                                          label_all_subwords=data_args.label_all_subwords)
 
+    raw_sentence_lengths = dict(sentence_lengths)  # in the order of `raw` (the evaluation features are sorted below)
     with training_args.main_process_first(desc="tokenizing"):
         features = raw.map(align, batched=True, remove_columns=raw["train"].column_names, desc="tokenize and align labels")
         if data_args.train_window:
@@ -430,23 +436,28 @@ def _main(argv: list[str]) -> int:
         trainer.save_state()
 
     # 7. Evaluate on validation and test: metrics JSON, table, pictures
-    all_scores = {}
+    all_scores, one_pass = {}, {}
     for split in ("validation", "test"):
         if split not in features or not (training_args.do_eval or training_args.do_predict):
             continue
         prediction = trainer.predict(features[split], metric_key_prefix=split)
         y_true, y_pred = decode_predictions(prediction.predictions, prediction.label_ids, model.config.id2label)
-        if split in sentence_lengths:  # documents -> their sentences, so scores are per sentence as without
-            from .data.features import split_rows
-
-            gap = 0 if data_args.document_separator is None else 1
-            y_true = split_rows(y_true, sentence_lengths[split], gap)
-            y_pred = split_rows(y_pred, sentence_lengths[split], gap)
+        lengths = sentence_lengths
+        if data_args.eval_window:
+            one_pass[split] = score_all(*_per_sentence(y_true, y_pred, lengths.get(split), data_args), strict_too=False,
+                                        token_level=False)["entity"]
+            y_true, y_pred = _tag_in_windows(model, tokenizer, raw[split], label_list, data_args.eval_window,
+                                             training_args.per_device_eval_batch_size)
+            lengths = raw_sentence_lengths
+        y_true, y_pred = _per_sentence(y_true, y_pred, lengths.get(split), data_args)
         scores = score_all(y_true, y_pred)
         all_scores[split] = scores
         if trainer.is_world_process_zero():
             save_metrics_json(scores, output_dir / f"{split}_scores.json")
             print(f"\n=== {split} ({len(y_true)} sentences) ===\n{format_report(scores)}")
+            if split in one_pass:
+                print(f"(tagged in windows of {data_args.eval_window} tokens; in one pass: entity F1 "
+                      f"{one_pass[split]['f1']:.4f})")
             if run_args.make_plots:
                 from .plotting import save_all_plots
 
@@ -461,6 +472,8 @@ def _main(argv: list[str]) -> int:
         summary = {split: {"f1": s["entity"]["f1"], "precision": s["entity"]["precision"], "recall": s["entity"]["recall"],
                            "strict_f1": s["entity_strict"]["f1"], "token_micro_f1": s["token"]["micro_f1"],
                            "token_macro_f1": s["token"]["macro_f1"]} for split, s in all_scores.items()}
+        for split, entity in one_pass.items():
+            summary[split].update(eval_window=data_args.eval_window, one_pass_f1=entity["f1"])
         summary["train"] = {key: train_metrics[key] for key in (
             "train_runtime", "epoch", "train_real_tokens", "train_loop_seconds", "train_eval_seconds",
             "train_real_tokens_per_second", "train_padding_share") if key in train_metrics}
@@ -479,6 +492,26 @@ def _main(argv: list[str]) -> int:
         if run_args.make_plots:
             print(f"pictures:   {(output_dir / 'plots').resolve()}")
     return 0
+
+
+def _per_sentence(y_true, y_pred, sentence_lengths, data_args):
+    """Documents -> their sentences (with --document_context), so that scores are per sentence as without."""
+    if sentence_lengths is None:
+        return y_true, y_pred
+    from .data.features import split_rows
+
+    gap = 0 if data_args.document_separator is None else 1
+    return split_rows(y_true, sentence_lengths, gap), split_rows(y_pred, sentence_lengths, gap)
+
+
+def _tag_in_windows(model, tokenizer, split, label_list, window, batch_size):
+    """(gold, predicted) tag strings of every word of a raw split, rows tagged in windows (`--eval_window`)."""
+    from .predict import tag_words
+
+    tagged = tag_words(model, tokenizer, split["tokens"], batch_size=batch_size, max_length=window)
+    y_true = [[label_list[t] for t in row] for row in split["ner_tags"]]
+    y_pred = [[tag for tag, _ in row] for row in tagged]
+    return y_true, y_pred
 
 
 def _check_run_length(training_args) -> None:
@@ -545,6 +578,8 @@ def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, trainin
     training_summary = {k: v for k, v in asdict(training_args).items()
                         if k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed",
                                  "weight_decay", "warmup_steps", "lr_scheduler_type")}
+    if data_args.eval_window:  # the scores below were measured with rows tagged in windows of this many tokens
+        training_summary["eval_window"] = data_args.eval_window
     try:
         write_model_card(output_dir, eval_results=eval_results, eval_split=split, training_summary=training_summary, **facts)
     except Exception as error:  # a card must never lose a finished training run
