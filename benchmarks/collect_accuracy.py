@@ -57,6 +57,9 @@ def main() -> int:
         "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
         "commit": commit,
     }
+    if "one_pass_f1" in test:  # `--eval_window`: the scores above come from rows tagged in windows
+        entry.update(eval_window=test["eval_window"], test_one_pass_entity_f1=round(100 * test["one_pass_f1"], 2),
+                     validation_one_pass_entity_f1=round(100 * validation["one_pass_f1"], 2))
     accuracy_path = Path(args.accuracy_file)
     entries = json.loads(accuracy_path.read_text()) if accuracy_path.exists() else {}
     entries[args.name or args.protocol] = entry
