@@ -3,7 +3,8 @@
     python benchmarks/window_eval.py ruijin outputs/ruijin [--split validation] [--windows 300 600]
         [--brat-split document] [--data-dir ../shared/data] [--threads 2]
 
-Tags every row of the split (whole documents for `--brat-split document`) with `predict.tag_words`,
+Tags every row of the split (whole documents for `--brat-split document`, or for a checkpoint trained with
+`--document_context`, whose documents are joined as in training and scored per sentence) with `predict.tag_words`,
 first in one pass, then with `max_length` = each window size (stride a quarter of it: each word keeps
 the prediction of the window where it lies farthest from an edge, as `mamba-ner predict --max_length`
 does), and prints entity P / R / F1 (seqeval default mode, as the protocol runs report) for each.
@@ -23,6 +24,7 @@ from seqeval.metrics import f1_score, precision_score, recall_score  # noqa: E40
 from transformers import AutoTokenizer  # noqa: E402
 
 from mamba_ner import MambaCrfForTokenClassification  # noqa: E402
+from mamba_ner.data.features import join_documents, split_rows  # noqa: E402
 from mamba_ner.data.protocols import load_protocol  # noqa: E402
 from mamba_ner.predict import tag_words  # noqa: E402
 
@@ -43,8 +45,11 @@ def main() -> int:
     dataset, _ = load_protocol(args.protocol, args.data_dir, brat_split=args.brat_split)
     split = dataset[args.split]
     names = split.features["ner_tags"].feature.names
-    words = split["tokens"]
     gold = [[names[t] for t in row] for row in split["ner_tags"]]
+    separator = getattr(model.config, "document_separator", None)
+    if getattr(model.config, "document_context", False):  # read documents as the model was trained to, score sentences
+        split = join_documents(split, separator)
+    words = split["tokens"]
     print(f"{args.protocol} {args.split}: {len(words)} rows, longest {max(map(len, words)):,} tokens, {args.checkpoint}")
     print("| tagged | P | R | F1 | seconds |")
     print("|---|---:|---:|---:|---:|")
@@ -53,6 +58,8 @@ def main() -> int:
         tagged = tag_words(model, tokenizer, words, batch_size=4, max_length=window,
                            stride=None if window is None else window // 4)
         predicted = [[tag for tag, _ in row] for row in tagged]
+        if "sentence_lengths" in split.column_names:
+            predicted = split_rows(predicted, split["sentence_lengths"], gap=0 if separator is None else 1)
         label = "one pass" if window is None else f"windows of {window} (stride {window // 4})"
         print(f"| {label} | {100 * precision_score(gold, predicted):.2f} | {100 * recall_score(gold, predicted):.2f} | "
               f"{100 * f1_score(gold, predicted):.2f} | {time.perf_counter() - start:.0f} |")
