@@ -13,6 +13,7 @@ import time
 
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 
 class MambaCrfTrainer(Trainer):
@@ -33,6 +34,15 @@ class MambaCrfTrainer(Trainer):
             self.real_tokens += inputs["input_ids"].numel()
             self.padded_tokens += inputs["input_ids"].numel()
         return super().training_step(model, inputs, *args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Length grouping reads the row lengths from a dataset that lists them (`lengths`, e.g.
+        `augmentation.MentionReplacement`) instead of reading, and so augmenting, every row once."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        lengths = getattr(dataset, "lengths", None)
+        if self.args.train_sampling_strategy == "group_by_length" and isinstance(lengths, list) and self.args.world_size <= 1:
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+        return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
         """Evaluation keeps the dataset's order, so that row i of `predict()` is example i.

@@ -97,6 +97,7 @@ class DataArguments:
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
     document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
     document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; recorded in the checkpoint for mamba-ner predict"})
+    mention_replacement_prob: float = field(default=0.0, metadata={"help": "Data augmentation: each time a training row is read, replace each of its entity mentions with this probability by a mention of the same type drawn from the training split's distinct mentions (see mamba_ner.augmentation; 0: off)"})
     eval_window: int | None = field(default=None, metadata={"help": "Score the validation and test splits by tagging rows longer than this many tokens in overlapping windows (stride a quarter), each word keeping the prediction of the window where it lies farthest from an edge, as mamba-ner predict --max_length does; recorded in the checkpoint as mamba-ner predict's default. The per-epoch validation (model selection) stays one pass; the one-pass scores are reported beside (default: one pass)"})
 
 
@@ -402,6 +403,16 @@ def _main(argv: list[str]) -> int:
                 if split in sentence_lengths:
                     sentence_lengths[split] = [sentence_lengths[split][i] for i in order]
 
+    train_dataset = features["train"] if training_args.do_train else None
+    if training_args.do_train and data_args.mention_replacement_prob:
+        from .augmentation import MentionReplacement
+
+        if not 0.0 < data_args.mention_replacement_prob <= 1.0:
+            raise UsageError(f"--mention_replacement_prob must be in (0, 1], got {data_args.mention_replacement_prob}")
+        train_dataset = MentionReplacement(train_dataset, label_list, data_args.mention_replacement_prob,
+                                           seed=training_args.seed, special_ids=set(tokenizer.all_special_ids))
+        logger.info("%s", train_dataset.report())
+
     # 5. Trainer
     callbacks = []
     if run_args.early_stopping_patience:
@@ -409,7 +420,7 @@ def _main(argv: list[str]) -> int:
     trainer = MambaCrfTrainer(
         model=model,
         args=training_args,
-        train_dataset=features["train"] if training_args.do_train else None,
+        train_dataset=train_dataset,
         eval_dataset=features.get("validation"),
         processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
