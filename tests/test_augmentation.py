@@ -122,6 +122,7 @@ def test_training_with_mention_replacement(tmp_path, caplog):
     report = [r.getMessage() for r in caplog.records if "mention replacement p=0.5" in r.getMessage()]
     assert len(report) == 1 and "replaceable mentions in 60 training rows" in report[0]
     assert (tmp_path / "run" / "model" / "config.json").exists()
+    assert "| mention_replacement_prob | 0.5 |" in (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
 
 
 def test_mention_replacement_outside_0_1_is_refused(tmp_path, capsys):

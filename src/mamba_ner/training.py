@@ -591,6 +591,8 @@ def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, trainin
                                  "weight_decay", "warmup_steps", "lr_scheduler_type")}
     if data_args.eval_window:  # the scores below were measured with rows tagged in windows of this many tokens
         training_summary["eval_window"] = data_args.eval_window
+    if data_args.mention_replacement_prob:  # the training data was augmented
+        training_summary["mention_replacement_prob"] = data_args.mention_replacement_prob
     try:
         write_model_card(output_dir, eval_results=eval_results, eval_split=split, training_summary=training_summary, **facts)
     except Exception as error:  # a card must never lose a finished training run
