@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-TOKEN_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+from .windows import TOKEN_COLUMNS
 
 
 def _tag_table(label_names: Sequence[str]) -> tuple[dict[int, tuple[str, str]], dict[tuple[str, str], int], bool]:
@@ -41,6 +41,11 @@ def mention_spans(input_ids: Sequence[int], labels: Sequence[int], label_names: 
                   special_ids: set[int] = frozenset()) -> list[tuple[int, int, str]]:
     """The replaceable mentions of one row: `(start, end, type)`, end exclusive (see the module docstring)."""
     parsed, _, iobes = _tag_table(label_names)
+    return _spans(input_ids, labels, parsed, iobes, special_ids)
+
+
+def _spans(input_ids, labels, parsed: dict, iobes: bool, special_ids) -> list[tuple[int, int, str]]:
+    """`mention_spans` with the label table already parsed (`_tag_table`)."""
     spans, i, n = [], 0, len(labels)
     while i < n:
         tag = parsed.get(labels[i])
@@ -95,20 +100,23 @@ class MentionReplacement(torch.utils.data.Dataset):
         self.features = features
         self.probability = probability
         self.seed = seed
-        _, self._ids, self._iobes = _tag_table(label_names)
+        parsed, ids_of, iobes = _tag_table(label_names)
+        special_ids = set(special_ids)
         self.spans, self.lengths = [], []
         counts = Counter()
         for row in features:
             ids, labels = row["input_ids"], row["labels"]
-            spans = mention_spans(ids, labels, label_names, set(special_ids))
+            spans = _spans(ids, labels, parsed, iobes, special_ids)
             self.spans.append(spans)
             self.lengths.append(len(ids))
             counts.update((kind, tuple(ids[start:end])) for start, end, kind in spans)
-        pool: dict[str, list[tuple[int, ...]]] = {}
+        self.pool: dict[str, list[tuple[int, ...]]] = {}  # type -> its distinct mentions (token ids)
+        self._mention_labels = {}  # (type, mention) -> the label ids it gets
         for kind, mention in sorted(counts):
-            if _labels_for(kind, len(mention), self._ids, self._iobes) is not None:
-                pool.setdefault(kind, []).append(mention)
-        self.pool = pool
+            mention_labels = _labels_for(kind, len(mention), ids_of, iobes)
+            if mention_labels is not None:
+                self.pool.setdefault(kind, []).append(mention)
+                self._mention_labels[kind, mention] = mention_labels
         self.mention_count = sum(len(spans) for spans in self.spans)
         self._readings = [0] * len(self.spans)
 
@@ -138,7 +146,7 @@ class MentionReplacement(torch.utils.data.Dataset):
             for name in columns:
                 out[name].extend(row[name][previous:start])
             out["input_ids"].extend(mention)
-            out["labels"].extend(_labels_for(kind, len(mention), self._ids, self._iobes))
+            out["labels"].extend(self._mention_labels[kind, mention])
             for name in ("attention_mask", "token_type_ids"):
                 if name in out:
                     out[name].extend([row[name][start]] * len(mention))

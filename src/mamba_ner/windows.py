@@ -59,6 +59,9 @@ def _continuation_flags(labels, continuation_ids: set[int]) -> list[bool]:
     return flags
 
 
+TOKEN_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")  # the columns with one value per token
+
+
 def continuation_label_ids(label_names) -> set[int]:
     """Ids of the tags that continue an entity (`I-X`, `E-X`, and the `M-X` of BMES)."""
     return {i for i, name in enumerate(label_names) if name[:2] in ("I-", "E-", "M-")}
@@ -71,7 +74,7 @@ def window_features(batch: dict, window: int, context: int, label_names=None) ->
     outside each window's centre become -100. With `label_names`, no centre begins inside an
     entity. Other columns are not kept (remove them in `map`).
     """
-    token_columns = [name for name in ("input_ids", "attention_mask", "token_type_ids", "labels") if name in batch]
+    token_columns = [name for name in TOKEN_COLUMNS if name in batch]
     continuation_ids = continuation_label_ids(label_names) if label_names is not None else None
     out = {name: [] for name in token_columns}
     for row in range(len(batch["input_ids"])):
