@@ -10,8 +10,9 @@ warning) when nothing could be compiled.
 What the kernel computes (see ``scan.py`` for the glossary): for every chain (b, d),
     h_t = exp(Δ_t A_d) * h_{t-1} + Δ_t u_t B_t;   y_t = C_t · h_t (+ D_d u_t);   out_t = y_t silu(z_t)
 with the discretisation fused in, so no (b, d, l, n) tensor exists. The vector lanes run over
-channels (W = 64 bytes of them: 16 float32 channels), so sums over the state dimension n are plain
-vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps; backward walks the
+channels (W = 64 bytes of them with AVX-512: 16 float32 channels; 32 bytes elsewhere, since AVX2 has
+16 vector registers, not 32, for a block's d_state states and decays), so sums over the state
+dimension n are plain vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps; backward walks the
 chunks in reverse, recomputes the chunk's states into a small per-thread buffer and runs the
 adjoint recurrence
     dh_t = dh_{t+1} * exp(Δ_{t+1} A) + gy_t C_t.
@@ -77,22 +78,30 @@ namespace {
 
 constexpr int kMaxState = 128;
 
+// Vector width in bytes: a ZMM register with AVX-512; elsewhere 32 (a YMM register with AVX2, two
+// NEON quads), since the scan keeps d_state states and d_state decays of a block in registers and
+// AVX2 has 16 of them, not 32: 64-byte vectors there spill most of them to the stack.
+#if defined(__AVX512F__)
+#define MAMBA_NER_VEC_BYTES 64
+#else
+#define MAMBA_NER_VEC_BYTES 32
+#endif
 template <typename T>
-constexpr int lanes() { return 64 / sizeof(T); }  // channels per vector block
+constexpr int lanes() { return MAMBA_NER_VEC_BYTES / sizeof(T); }  // channels per vector block
 
-// One vector block: W = 64 bytes of channels (GCC/Clang vector extensions; the compiler maps them
-// to AVX-512, AVX2 pairs, NEON quads...). Written with explicit vectors so that accumulators stay
-// in registers instead of round-tripping through memory.
+// One vector block: W = MAMBA_NER_VEC_BYTES bytes of channels (GCC/Clang vector extensions; the
+// compiler maps them to one AVX-512 or AVX2 register, two NEON quads...). Written with explicit
+// vectors so that accumulators stay in registers instead of round-tripping through memory.
 template <typename T>
 struct VecOf;
 template <>
-struct VecOf<float> { typedef float type __attribute__((vector_size(64))); };
+struct VecOf<float> { typedef float type __attribute__((vector_size(MAMBA_NER_VEC_BYTES))); };
 template <>
-struct VecOf<double> { typedef double type __attribute__((vector_size(64))); };
+struct VecOf<double> { typedef double type __attribute__((vector_size(MAMBA_NER_VEC_BYTES))); };
 template <typename T>
 using Vec = typename VecOf<T>::type;
-typedef float VecF __attribute__((vector_size(64)));
-typedef int32_t VecI __attribute__((vector_size(64)));
+typedef float VecF __attribute__((vector_size(MAMBA_NER_VEC_BYTES)));
+typedef int32_t VecI __attribute__((vector_size(MAMBA_NER_VEC_BYTES)));
 
 template <typename T>
 inline Vec<T> splat(T x) { return Vec<T>{} + x; }
@@ -842,11 +851,14 @@ std::vector<at::Tensor> conv_bwd(const at::Tensor& x, const at::Tensor& wt, cons
 
 }  // namespace
 
-// Which vector code this build holds: "avx512" (exp, reciprocal by intrinsics) or "generic" (the
-// portable vector extensions, as on machines without AVX-512 or with a build lacking -march=native).
+// Which vector code this build holds: "avx512" (exp, reciprocal by intrinsics, 64-byte blocks) or
+// "generic" (the portable vector extensions in 32-byte blocks, as on machines without AVX-512 or with a
+// build lacking -march=native; "generic-avx2" when the compiler targets AVX2).
 std::string simd() {
 #if defined(__AVX512F__)
   return "avx512";
+#elif defined(__AVX2__)
+  return "generic-avx2";
 #else
   return "generic";
 #endif
