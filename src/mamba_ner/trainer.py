@@ -1,29 +1,102 @@
-"""`MambaCrfTrainer`: the Hugging Face `Trainer` plus an honest account of the training loop's speed.
+"""`MambaCrfTrainer`: the Hugging Face `Trainer` plus an honest account of the training loop's speed,
+and an optional exponential moving average of the weights.
 
 `Trainer`'s own `train_samples_per_second` counts padded examples and includes the evaluations run
 during training. This subclass counts what the model really reads in every training step: real
 tokens (the attention mask's ones) and padded positions, and the seconds spent evaluating, so a
 run's summary can say how many real tokens per second the loop trained on and what share of the
 work was padding.
+
+With ``ema_decay`` (`--ema_decay`), `WeightAverage` keeps an exponential moving average of the
+trainable weights, updated after every optimizer step; the evaluations and checkpoints during training
+see the averaged weights (so the best checkpoint is chosen, and saved, averaged), the optimizer keeps
+stepping the raw ones, and the model ends with the averaged weights.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
+import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
+
+
+class WeightAverage(TrainerCallback):
+    """Exponential moving average of a model's trainable parameters, updated after each optimizer step.
+
+    The decay of update t is min(decay, (1 + t) / (10 + t)), so the first updates follow the weights
+    closely instead of keeping the random initialisation. A run resumed from a checkpoint starts its
+    average from the checkpoint's weights (which are averaged ones).
+    """
+
+    def __init__(self, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"the weight average's decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.params: list[torch.nn.Parameter] = []
+        self.shadow: list[torch.Tensor] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, **kwargs):
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_in(self) -> None:
+        """Put the averaged weights into the model (for good)."""
+        for p, s in zip(self.params, self.shadow):
+            p.copy_(s)
+
+    @contextmanager
+    def swapped_in(self):
+        """The averaged weights in the model inside the block, the raw ones back after it."""
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in self.params]
+            self.copy_in()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(self.params, raw):
+                    p.copy_(r)
 
 
 class MambaCrfTrainer(Trainer):
     """`Trainer` that counts real and padded tokens of the training batches and times evaluation."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ema_decay: float = 0.0, **kwargs):
+        """``ema_decay`` > 0: evaluate, save and end with an exponential moving average of the weights
+        (`WeightAverage`); 0: the raw weights."""
         super().__init__(*args, **kwargs)
         self.real_tokens = 0  # attention-mask ones seen by training steps
         self.padded_tokens = 0  # positions of training batches (real + padding)
         self.evaluation_seconds = 0.0  # spent in evaluate() (also when called during train())
+        self.weight_average = WeightAverage(ema_decay) if ema_decay else None
+        if self.weight_average is not None:
+            self.add_callback(self.weight_average)
+
+    def _maybe_log_save_evaluate(self, *args, **kwargs):
+        """Evaluations and checkpoints during training see the averaged weights, when there are any."""
+        if self.weight_average is not None and (self.control.should_evaluate or self.control.should_save):
+            with self.weight_average.swapped_in():
+                return super()._maybe_log_save_evaluate(*args, **kwargs)
+        return super()._maybe_log_save_evaluate(*args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        result = super().train(*args, **kwargs)
+        if self.weight_average is not None and self.weight_average.shadow and not self.args.load_best_model_at_end:
+            self.weight_average.copy_in()  # with load_best_model_at_end the best (averaged) checkpoint is in
+        return result
 
     def training_step(self, model, inputs, *args, **kwargs):
         mask = inputs.get("attention_mask")
