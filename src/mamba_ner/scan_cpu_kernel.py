@@ -12,9 +12,9 @@ What the kernel computes (see ``scan.py`` for the glossary): for every chain (b,
 with the discretisation fused in, so no (b, d, l, n) tensor exists. The vector lanes run over
 channels (W = 64 bytes of them with AVX-512: 16 float32 channels; 32 bytes elsewhere, since AVX2 has
 16 vector registers, not 32, for a block's d_state states and decays), so sums over the state
-dimension n are plain vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps; backward walks the
-chunks in reverse, recomputes the chunk's states into a small per-thread buffer and runs the
-adjoint recurrence
+dimension n are plain vector adds. Forward keeps h at the start of every chunk of ``chunk`` steps;
+backward walks the chunks in reverse, recomputes the chunk's states into a small per-thread buffer
+and runs the adjoint recurrence
     dh_t = dh_{t+1} * exp(Δ_{t+1} A) + gy_t C_t.
 Bias and softplus of Δ are fused too (backward multiplies by the softplus' derivative).
 dB and dC sum over channels: each work item (one batch row, one fixed group of channel blocks) sums

@@ -49,7 +49,7 @@ class WeightAverage(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.shadow, self.params, 1.0 - decay)
 
     @torch.no_grad()
     def copy_in(self) -> None:
