@@ -42,7 +42,9 @@ def test_trainer_counts_real_tokens_padding_and_evaluation_time(tmp_path):
     loop_seconds = result.metrics["train_runtime"] - trainer.evaluation_seconds
     assert 0 < loop_seconds < result.metrics["train_runtime"]
     expected = 2 * 19 / loop_seconds
-    assert abs(throughput["train_real_tokens_per_second"] - expected) <= 0.01 * expected
+    # the figure is rounded to 0.1 token/s: exact up to that rounding however long the loop took (a loaded
+    # machine stretching it to ~10 s made a 1% relative tolerance smaller than the rounding)
+    assert abs(throughput["train_real_tokens_per_second"] - expected) <= 0.05 + 1e-9 * expected
 
 
 def test_prediction_rows_follow_the_dataset_order_when_training_groups_by_length(tmp_path):
