@@ -106,10 +106,10 @@ def run_chains(chains: list, out: Path, data_dir: str | None, parallel: int, thr
             ok = proc.returncode == 0
             status[step["name"]] = f"exit {proc.returncode} after {time.time() - began:.0f} s"
             print(f"[sweep {time.time() - start:5.0f} s] {step['name']}: {status[step['name']]}", flush=True)
-            if chain and ok:
+            if not ok:
+                status.update({rest["name"]: f"not run: {step['name']} failed" for rest in chain})
+            elif chain:
                 pending.insert(0, chain)  # the chain's next step goes first, in the slot just freed
-            for rest in chain if not ok else []:
-                status[rest["name"]] = f"not run: {step['name']} failed"
         if time.time() - start > deadline and running:
             for proc, step, chain, began in running:
                 os.killpg(proc.pid, signal.SIGTERM)
