@@ -13,9 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mamba_ner.training import machine_description  # noqa: E402
 
 
 def main() -> int:
@@ -56,6 +60,7 @@ def main() -> int:
         "epochs": train.get("epochs_run", train.get("epoch")),
         "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
         "commit": commit,
+        "machine": train.get("machine") or f"{machine_description()} (at collection; the run did not record its machine)",
     }
     if "one_pass_f1" in test:  # `--eval_window`: the scores above come from rows tagged in windows
         entry.update(eval_window=test["eval_window"], test_one_pass_entity_f1=round(100 * test["one_pass_f1"], 2),

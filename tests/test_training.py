@@ -80,6 +80,8 @@ def test_training_writes_checkpoint_scores_and_pictures(trained):
     assert validate_checkpoint_dir(trained / "model").errors == []
     scores = json.loads((trained / "test_scores.json").read_text())
     assert 0.0 <= scores["entity"]["f1"] <= 1.0 and "entity_strict" in scores and "token" in scores
+    machine = json.loads((trained / "summary.json").read_text())["train"]["machine"]
+    assert machine.rsplit("; scan kernel ", 1)[1] in {"avx512", "generic-avx2", "generic", "none"}
     pngs = list((trained / "plots").rglob("*.png"))
     assert len(pngs) >= 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     state = json.loads((trained / "trainer_state.json").read_text())

@@ -496,6 +496,7 @@ def _main(argv: list[str]) -> int:
         summary["train"]["epochs_run"] = trainer.state.epoch
         summary["train"]["best_checkpoint"] = trainer.state.best_model_checkpoint
         summary["train"]["code_version"] = code_version
+        summary["train"]["machine"] = machine_description()
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print("\nentity-level scores (seqeval, default mode):")
         for split, s in summary.items():
@@ -551,6 +552,26 @@ def _code_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("+uncommitted" if dirty else "")) or None
+
+
+def machine_description() -> str:
+    """The CPU a run trained on and the scan kernel's build, e.g. "AMD EPYC; scan kernel generic-avx2".
+
+    Run times (and so the protocols' 60-minute budgets) depend on it: an AVX-512 build of the scan is
+    several times faster than the AVX2 one. "scan kernel none": the C++ kernel did not compile.
+    """
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    from .scan_cpu_kernel import load_cpu_kernel
+
+    kernel = load_cpu_kernel()
+    return f"{cpu}; scan kernel {kernel.simd() if kernel is not None else 'none'}"
 
 
 def _export(output_dir: Path) -> Path:
