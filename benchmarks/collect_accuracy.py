@@ -19,8 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mamba_ner.training import machine_description  # noqa: E402
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,6 +37,11 @@ def main() -> int:
         output_dir = ROOT / output_dir
     summary = json.loads((output_dir / "summary.json").read_text())
     test, validation, train = summary["test"], summary["validation"], summary.get("train", {})
+    machine = train.get("machine")  # recorded by the run itself (runs since session 15)
+    if machine is None:  # earlier runs: this machine, said so
+        from mamba_ner.training import machine_description
+
+        machine = f"{machine_description()} (at collection; the run did not record its machine)"
     commit = train.get("code_version")  # recorded by the run itself
     if commit is None:  # runs from before summaries carried it: the checkout now, said so
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -60,7 +63,7 @@ def main() -> int:
         "epochs": train.get("epochs_run", train.get("epoch")),
         "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
         "commit": commit,
-        "machine": train.get("machine") or f"{machine_description()} (at collection; the run did not record its machine)",
+        "machine": machine,
     }
     if "one_pass_f1" in test:  # `--eval_window`: the scores above come from rows tagged in windows
         entry.update(eval_window=test["eval_window"], test_one_pass_entity_f1=round(100 * test["one_pass_f1"], 2),

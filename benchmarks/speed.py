@@ -545,14 +545,10 @@ def print_header(args):
     import torch
     import transformers
 
+    from mamba_ner.runtime import cpu_name
     from mamba_ner.scan import SCAN_ENV_VAR, cpu_kernel_available
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name()
     print(f"# Speed benchmark\n\n- command: `{' '.join([os.path.basename(sys.executable)] + sys.argv)}`")
     print(f"- machine: {cpu}, {os.cpu_count()} logical CPUs; torch threads per run: {args.threads}"
           + (" (torch.set_num_threads(os.cpu_count()), as the protocol asks)" if args.threads == os.cpu_count()

@@ -8,6 +8,8 @@ kept; training 556 -> 521-536 ms). Keeping them trades that for a resident size 
 which is what a training or tagging process wants. It is what PyTorch's CPU performance guide gets
 from jemalloc / tcmalloc, without a preloaded library. Library code never calls it; the programs do,
 unless ``MAMBA_NER_KEEP_FREED_MEMORY=0``.
+
+`cpu_name`: the processor's model name, which run summaries and benchmark headers report.
 """
 from __future__ import annotations
 
@@ -44,3 +46,15 @@ def keep_freed_memory() -> bool:
     applied = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     logger.debug("glibc keeps freed blocks up to %d MiB: %s", MMAP_THRESHOLD_MAX >> 20, applied)
     return applied
+
+
+def cpu_name() -> str:
+    """The processor's model name from /proc/cpuinfo (e.g. "AMD EPYC"), else what `platform` knows."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
+    except OSError:
+        return name

@@ -560,18 +560,11 @@ def machine_description() -> str:
     Run times (and so the protocols' 60-minute budgets) depend on it: an AVX-512 build of the scan is
     several times faster than the AVX2 one. "scan kernel none": the C++ kernel did not compile.
     """
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    from .runtime import cpu_name
     from .scan_cpu_kernel import load_cpu_kernel
 
     kernel = load_cpu_kernel()
-    return f"{cpu}; scan kernel {kernel.simd() if kernel is not None else 'none'}"
+    return f"{cpu_name()}; scan kernel {kernel.simd() if kernel is not None else 'none'}"
 
 
 def _export(output_dir: Path) -> Path:
