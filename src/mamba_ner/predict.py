@@ -145,6 +145,7 @@ def _run_batch(model, batch: list[dict], pad_id: int, device: torch.device):
 def tag_words(
     model, tokenizer, word_lists: Sequence[Sequence[str]], batch_size: int = 8, max_length: int | None = None,
     device: str | torch.device | None = None, stride: int | None = None, max_batch_tokens: int = 16384, progress: bool = False,
+    context: Sequence[tuple[int, int]] | None = None,
 ) -> list[list[tuple[str, float]]]:
     """Tag pre-split words (characters for Chinese): `(tag, score)` per word of every list.
 
@@ -158,10 +159,14 @@ def tag_words(
         stride (`int`, *optional*): tokens shared by consecutive windows (default `max_length // 4`).
         max_batch_tokens (`int`): most padded tokens per batch (a longer single text runs alone).
         progress (`bool`): show a tqdm bar over tokens.
+        context: per text, `(before, after)`: how many of its first and last words are context,
+            read by the model but not tagged (sentences given their neighbours, as a model trained
+            with `--sentence_context` was); the CRF chain holds the other words only.
 
     Returns:
-        per text, per word, `(tag, score)`: the Viterbi tag (`B-X`, `I-X`, `O`, ...) and its CRF
-        marginal probability. A word the tokenizer gives no token gets `("O", 0.0)`.
+        per text, per word (context words left out), `(tag, score)`: the Viterbi tag (`B-X`,
+        `I-X`, `O`, ...) and its CRF marginal probability. A word the tokenizer gives no token gets
+        `("O", 0.0)`.
     """
     labels = _entity_labels(model)
     if device is not None:
@@ -171,6 +176,14 @@ def tag_words(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     word_lists = [list(words) for words in word_lists]
     units = _encode(tokenizer, word_lists, max_length, stride)
+    tagged_words = [range(len(words)) for words in word_lists]
+    if context is not None:
+        if len(context) != len(word_lists):
+            raise ValueError(f"context gives {len(context)} (before, after) pairs for {len(word_lists)} texts")
+        tagged_words = [range(before, len(words) - after) for words, (before, after) in zip(word_lists, context)]
+        for unit in units:  # context words off the CRF chain, as their -100 labels kept them in training
+            kept = tagged_words[unit["text"]]
+            unit["word_ids"] = [w if w in kept else -1 for w in unit["word_ids"]]
     best = [dict() for _ in word_lists]  # text -> word -> (distance to the window edge, tag id, score)
     with tqdm(total=sum(len(u["ids"]) for u in units), unit="tok", desc="tagging", disable=not progress) as bar:
         for batch in _batches(units, batch_size, max_batch_tokens):
@@ -179,11 +192,9 @@ def tag_words(
                 _keep_central(best[unit["text"]], unit["word_ids"], tags[row].tolist(), scores[row].tolist())
             bar.update(sum(len(unit["ids"]) for unit in batch))
     results = []
-    for text_index, words in enumerate(word_lists):
+    for text_index, words in enumerate(tagged_words):
         chosen = best[text_index]
-        results.append([
-            (labels[chosen[w][1]], chosen[w][2]) if w in chosen else ("O", 0.0) for w in range(len(words))
-        ])
+        results.append([(labels[chosen[w][1]], chosen[w][2]) if w in chosen else ("O", 0.0) for w in words])
     return results
 
 
@@ -250,6 +261,7 @@ class PredictOptions:
     progress: bool = False
     document_context: bool = False  # column files: tag each document's sentences as one sequence
     document_separator: str | None = None  # ... with this word between them (as the model was trained)
+    sentence_context: int = 0  # column files: each sentence read with this many words of its neighbours on each side
 
     def tagging(self) -> dict:
         return {"batch_size": self.batch_size, "max_length": self.max_length, "stride": self.stride,
@@ -363,6 +375,18 @@ def predict_conll_file(model, tokenizer, path: str | Path, output_dir: str | Pat
                            **options.tagging())
         tagged = split_rows(joined, [[len(s.tokens) for s in group] for group in groups], int(separator is not None))
         logger.info("%s: %d sentences tagged as %d documents", path, len(sentences), len(groups))
+    elif options.sentence_context:  # each sentence with its neighbours' words around it, as in training
+        from .data.features import context_words
+
+        keys = [(s.doc_id, s.index) for s in sentences]
+        readable: dict = {}
+        for (doc_id, index), sentence in zip(keys, sentences):
+            readable.setdefault(doc_id, {})[index] = sentence.tokens
+        before, after = context_words(keys, readable, options.sentence_context)
+        tagged = tag_words(model, tokenizer, [b + s.tokens + a for b, s, a in zip(before, sentences, after)],
+                           context=[(len(b), len(a)) for b, a in zip(before, after)], **options.tagging())
+        logger.info("%s: %d sentences tagged with up to %d words of their neighbours on each side",
+                    path, len(sentences), options.sentence_context)
     else:
         tagged = tag_words(model, tokenizer, [s.tokens for s in sentences], **options.tagging())
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +503,7 @@ class PredictArguments:
     tokenize: str = field(default="auto", metadata={"help": "Raw text into words: auto, char or word", "choices": list(TOKENIZE_MODES)})
     document_context: bool | None = field(default=None, metadata={"help": "CoNLL / char-per-line input: tag each document's sentences (-DOCSTART- documents) as one sequence, as a model trained with --document_context reads them (default: as the model was trained; its config records it)"})
     document_separator: str | None = field(default=None, metadata={"help": "With --document_context: the word put between sentences, as in training (default: the one the model's config records)"})
+    sentence_context: int | None = field(default=None, metadata={"help": "CoNLL / char-per-line input: read each sentence with up to this many words of the sentences around it in its document, as a model trained with --sentence_context reads them; 0: off (default: as the model was trained; its config records it)"})
 
 
 def build_parser():
@@ -536,6 +561,12 @@ def _main(argv: list[str]) -> int:
         separator = getattr(model.config, "document_separator", None)
     if document_context and args.document_context is None:
         logger.info("document context on, as the model was trained (separator %r)", separator)
+    sentence_context = getattr(model.config, "sentence_context", 0) if args.sentence_context is None else args.sentence_context
+    if sentence_context and document_context:
+        raise ValueError("--sentence_context and --document_context are two ways of reading neighbouring sentences; give one")
+    if sentence_context and args.sentence_context is None:
+        logger.info("each sentence read with up to %d words of its neighbours on each side, as the model was trained",
+                    sentence_context)
     max_length = args.max_length
     if max_length is None and getattr(model.config, "tagging_window", None):
         max_length = model.config.tagging_window
@@ -543,7 +574,8 @@ def _main(argv: list[str]) -> int:
                     max_length)
     options = PredictOptions(batch_size=args.batch_size, max_length=max_length or None, stride=args.stride,
                              device=None, tokenize=args.tokenize, html=html, progress=True,
-                             document_context=document_context, document_separator=separator)
+                             document_context=document_context, document_separator=separator,
+                             sentence_context=sentence_context)
     for path in inputs:
         for written in predict_path(model, tokenizer, path, args.output, args.format, options):
             print(written)

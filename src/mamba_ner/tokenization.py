@@ -134,7 +134,9 @@ def tokenize_and_align_labels(
 
     Args:
         examples: a batch with `"tokens"` (list of word lists) and, if present, `label_column`
-            (list of label-id lists). A single example (one word list) works too.
+            (list of label-id lists). A single example (one word list) works too. With the
+            columns `context_before` / `context_after` (`data.features.add_sentence_context`),
+            that many words at each end of a row are context: their sub-tokens get -100.
         tokenizer: a fast tokenizer (needs `word_ids()`).
         max_length (`int`, *optional*): truncate to this many sub-tokens (default: no truncation).
 
@@ -158,9 +160,21 @@ def tokenize_and_align_labels(
         labels = [examples[label_column]] if single else examples[label_column]
         continuation = _continuation_ids(label_names) if label_all_subwords else None
         result["labels"] = [_align(ids, row, label_all_subwords, continuation) for ids, row in zip(word_ids, labels)]
+        if "context_before" in examples:  # rows with neighbouring sentences as context (data.features.add_sentence_context)
+            before = [examples["context_before"]] if single else examples["context_before"]
+            after = [examples["context_after"]] if single else examples["context_after"]
+            for row_labels, ids, row_words, left, right in zip(result["labels"], word_ids, batch_words, before, after):
+                mask_context_labels(row_labels, ids, left, len(row_words) - right)
     if keep_word_ids:
         result["word_ids"] = word_ids
     return {key: value[0] for key, value in result.items()} if single else result
+
+
+def mask_context_labels(labels: list[int], word_ids: Sequence[int | None], first: int, end: int) -> None:
+    """Set to -100, in place, the labels of the sub-tokens of words outside `[first, end)` (context words)."""
+    for position, word in enumerate(word_ids):
+        if word is not None and not first <= word < end:
+            labels[position] = -100
 
 
 def _continuation_ids(label_names: Sequence[str] | None) -> dict[int, int]:

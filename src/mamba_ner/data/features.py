@@ -11,7 +11,8 @@ Columns of every split:
 
 `join_documents` turns a split into one row per document (consecutive rows sharing a `doc_id`),
 with a `sentence_lengths` column (words per sentence) so that predictions can be cut back into
-sentences (`split_rows`).
+sentences (`split_rows`). `add_sentence_context` keeps one row per sentence and adds the words of
+its document's neighbouring sentences around it as context (`context_before` / `context_after`).
 
 The label list is fixed once (`label_list_from`: "O" first, then each type's prefixes in scheme
 order, types sorted) and stored in the ClassLabel, so `save_to_disk`/`load_from_disk` and
@@ -187,6 +188,79 @@ def join_documents(dataset: Dataset, separator: str | None = None) -> Dataset:
     features["sentence_lengths"] = List(Value("int32"))
     data = {name: [row[name] for row in rows] for name in features}
     return Dataset.from_dict(data, features=features)
+
+
+def add_sentence_context(splits: Mapping[str, Dataset], words: int) -> DatasetDict:
+    """Each sentence with up to `words` words of its document's neighbouring sentences on each side.
+
+    The neighbours are the sentences before and after it in its document (same `doc_id`, ordered
+    by `sentence_index`; see `context_words`). A split reads the sentences of its own and of the
+    splits before it in `splits`' order (train, validation, test): so training rows never read
+    validation or test text, and a validation sentence sees its document's training sentences
+    around it, as a user's sentence sees the rest of its document. Context never crosses
+    documents (a file of ROCLING sentences is one document; a JSON record is one).
+
+    Returns rows with the context words added to `tokens`, tagged `O` in `ner_tags` (they are not
+    trained on or scored: `tokenization.mask_context_labels`), `offsets` null, and two columns:
+    `context_before` and `context_after`, the number of context words at each end.
+    """
+    readable: dict[str, dict[int, Sequence[str]]] = {}  # doc_id -> sentence_index -> tokens, of the splits read so far
+    result = {}
+    for name, dataset in splits.items():
+        keys = list(zip(dataset["doc_id"], dataset["sentence_index"]))
+        for (doc_id, index), tokens in zip(keys, dataset["tokens"]):
+            readable.setdefault(doc_id, {})[index] = tokens
+        before, after = context_words(keys, readable, words)
+        result[name] = _with_context(dataset, before, after)
+    return DatasetDict(result)
+
+
+def context_words(
+    keys: Sequence[tuple[str, int]], readable: Mapping[str, Mapping[int, Sequence[str]]], words: int
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The words before and after each sentence `(doc_id, sentence_index)` of `keys` in its document.
+
+    `readable[doc_id][sentence_index]` holds the tokens of the sentences that may be read (each
+    sentence of `keys` among them). Up to `words` words on each side: the end of the sentences
+    before it and the start of those after it, in `sentence_index` order.
+    """
+    if words < 1:
+        raise ValueError(f"sentence context needs words >= 1, got {words}")
+    order = {doc_id: sorted(sentences) for doc_id, sentences in readable.items()}
+    position = {doc_id: {index: i for i, index in enumerate(indices)} for doc_id, indices in order.items()}
+    before, after = [], []
+    for doc_id, index in keys:
+        indices, here, sentences = order[doc_id], position[doc_id][index], readable[doc_id]
+        left: list[str] = []
+        for other in reversed(indices[:here]):
+            if len(left) >= words:
+                break
+            left[:0] = sentences[other]
+        right: list[str] = []
+        for other in indices[here + 1:]:
+            if len(right) >= words:
+                break
+            right.extend(sentences[other])
+        before.append(left[max(0, len(left) - words):])
+        after.append(right[:words])
+    return before, after
+
+
+def _with_context(dataset: Dataset, before: list[list[str]], after: list[list[str]]) -> Dataset:
+    """`dataset` with the context words added around each row's tokens (see `add_sentence_context`)."""
+    tokens = [left + row + right for left, row, right in zip(before, dataset["tokens"], after)]
+    columns = {"tokens": tokens}
+    if "ner_tags" in dataset.column_names:
+        outside = dataset.features["ner_tags"].feature.names.index("O")
+        columns["ner_tags"] = [[outside] * len(left) + row + [outside] * len(right)
+                               for left, row, right in zip(before, dataset["ner_tags"], after)]
+    if "offsets" in dataset.column_names:  # the offsets of the sentence alone no longer match its words
+        columns["offsets"] = [None] * len(tokens)
+    data = dataset.remove_columns(list(columns))
+    for name, values in columns.items():
+        data = data.add_column(name, values, feature=dataset.features[name])
+    data = data.add_column("context_before", [len(left) for left in before], feature=Value("int32"))
+    return data.add_column("context_after", [len(right) for right in after], feature=Value("int32"))
 
 
 def document_groups(doc_ids: Sequence[str]) -> list[list[int]]:
