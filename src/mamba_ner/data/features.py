@@ -198,7 +198,7 @@ def add_sentence_context(splits: Mapping[str, Dataset], words: int) -> DatasetDi
     splits before it in `splits`' order (train, validation, test): so training rows never read
     validation or test text, and a validation sentence sees its document's training sentences
     around it, as a user's sentence sees the rest of its document. Context never crosses
-    documents (a file of ROCLING sentences is one document; a JSON record is one).
+    documents (`doc_id`: a ROCLING or HealthNER file, a CoNLL -DOCSTART- document, a span-JSON record).
 
     Returns rows with the context words added to `tokens`, tagged `O` in `ner_tags` (they are not
     trained on or scored: `tokenization.mask_context_labels`), `offsets` null, and two columns:
