@@ -1,6 +1,7 @@
 """--sentence_context: each sentence read with its document's neighbouring sentences, which are not
 trained on or scored; training rows read training text only; `mamba-ner predict` reads as training did."""
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -66,22 +67,31 @@ def test_labels_of_context_words_are_ignored():
     assert encoded["labels"][0] == [-100, -100, -100, names.index("B-X"), names.index("O"), -100, -100, -100, -100]
 
 
-def test_training_and_predict_read_sentences_with_the_same_context(tmp_path, capsys):
+@pytest.mark.parametrize("windows", [[], ["--train_window", "40", "--train_window_context", "6"]],
+                         ids=["sentence-rows", "document-windows"])
+def test_training_and_predict_read_sentences_with_the_same_context(tmp_path, capsys, caplog, windows):
     """Scores count the sentences' own words only, the context is recorded in the checkpoint, and
-    `mamba-ner predict` with that checkpoint reproduces the run's test scores from its own output."""
+    `mamba-ner predict` with that checkpoint reproduces the run's test scores from its own output.
+    With --train_window, training reads its documents in windows; evaluation still reads sentences."""
     gold, _ = read_files("rocling", [SAMPLE / "test.txt"])
     out = tmp_path / "run"
-    code = train_main([
-        "--data_format", "rocling", "--train_files", str(SAMPLE / "train.txt"),
-        "--validation_files", str(SAMPLE / "dev.txt"), "--test_files", str(SAMPLE / "test.txt"),
-        "--output_dir", str(out), "--sentence_context", "6",
-        "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4", "--learning_rate", "5e-3",
-        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--max_steps", "12",
-        "--report_to", "none", "--do_train", "--do_eval", "--do_predict", "--use_cpu", "--disable_tqdm", "true",
-        "--make_plots", "false", "--seed", "3",
-    ])
+    with caplog.at_level(logging.INFO, logger="mamba_ner.training"):
+        code = train_main([
+            "--data_format", "rocling", "--train_files", str(SAMPLE / "train.txt"),
+            "--validation_files", str(SAMPLE / "dev.txt"), "--test_files", str(SAMPLE / "test.txt"),
+            "--output_dir", str(out), "--sentence_context", "6",
+            "--hidden_size", "16", "--num_hidden_layers", "1", "--state_size", "4", "--learning_rate", "5e-3",
+            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--max_steps", "12",
+            "--report_to", "none", "--do_train", "--do_eval", "--do_predict", "--use_cpu", "--disable_tqdm", "true",
+            "--make_plots", "false", "--seed", "3", *windows,
+        ])
     assert code == 0
     assert f"=== test ({len(gold)} sentences) ===" in capsys.readouterr().out
+    train, _ = read_files("rocling", [SAMPLE / "train.txt"])
+    if windows:
+        assert f"sentence context: train {len(train)} sentences read as 1 documents" in caplog.text
+    else:
+        assert f"sentence context: train {len(train)} sentences, " in caplog.text
     scores = json.loads((out / "test_scores.json").read_text())
     assert scores["token"]["support"] == sum(len(s.tokens) for s in gold)
     assert scores["entity"]["support"] == sum(len(tags_to_spans(s.tags)) for s in gold)

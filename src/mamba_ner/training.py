@@ -97,7 +97,7 @@ class DataArguments:
     train_window_context: int = field(default=0, metadata={"help": "Tokens of unlabelled context on each side of a training window"})
     document_context: bool = field(default=False, metadata={"help": "Join each document's sentences (CoNLL -DOCSTART- documents, brat documents) into one row, so the model reads whole documents (--train_window cuts training rows); scores stay per sentence"})
     document_separator: str | None = field(default=None, metadata={"help": "With --document_context: a word put between the joined sentences and tagged O, e.g. [SEP] (one token), so the model sees sentence ends; recorded in the checkpoint for mamba-ner predict"})
-    sentence_context: int = field(default=0, metadata={"help": "Give each sentence up to this many words of the sentences before and after it in its document (a ROCLING file, a CoNLL -DOCSTART- document) as context: read by the model, not trained on or scored. Training rows read only training text; validation and test rows also read the splits before them. Recorded in the checkpoint for mamba-ner predict (0: off)"})
+    sentence_context: int = field(default=0, metadata={"help": "Give each sentence up to this many words of the sentences before and after it in its document (a ROCLING file, a CoNLL -DOCSTART- document) as context: read by the model, not trained on or scored. Training rows read only training text; validation and test rows also read the splits before them. With --train_window, training reads its documents instead: each document's training sentences joined and cut into windows (every training word trained on once per epoch, less context to read than one row per sentence). Recorded in the checkpoint for mamba-ner predict (0: off)"})
     mention_replacement_prob: float = field(default=0.0, metadata={"help": "Data augmentation: each time a training row is read, replace each of its entity mentions with this probability by a mention of the same type drawn from the training split's distinct mentions (see mamba_ner.augmentation; 0: off)"})
     eval_window: int | None = field(default=None, metadata={"help": "Score the validation and test splits by tagging rows longer than this many tokens in overlapping windows (stride a quarter), each word keeping the prediction of the window where it lies farthest from an edge, as mamba-ner predict --max_length does; recorded in the checkpoint as mamba-ner predict's default. The per-epoch validation (model selection) stays one pass; the one-pass scores are reported beside (default: one pass)"})
 
@@ -359,10 +359,18 @@ def _main(argv: list[str]) -> int:
         from .data.features import add_sentence_context
 
         model_input = add_sentence_context(raw, data_args.sentence_context)
+        if data_args.train_window:  # training reads its documents: consecutive sentences joined, cut into windows
+            from .data.features import join_documents
+
+            model_input["train"] = join_documents(raw["train"]).remove_columns("sentence_lengths")
         for split, dataset in model_input.items():
-            added = sum(dataset["context_before"]) + sum(dataset["context_after"])
-            logger.info("sentence context: %s %d sentences, %d words of context added (%.2f per sentence word)",
-                        split, len(dataset), added, added / max(1, sum(len(t) for t in raw[split]["tokens"])))
+            if "context_before" in dataset.column_names:
+                added = sum(dataset["context_before"]) + sum(dataset["context_after"])
+                logger.info("sentence context: %s %d sentences, %d words of context added (%.2f per sentence word)",
+                            split, len(dataset), added, added / max(1, sum(len(t) for t in raw[split]["tokens"])))
+            else:
+                logger.info("sentence context: %s %d sentences read as %d documents (windows below)",
+                            split, len(raw[split]), len(dataset))
 
     # 3. Tokenizer and model (when resuming: the checkpoint's tokenizer, and its labels and sizes checked)
     from . import resume
@@ -402,8 +410,9 @@ def _main(argv: list[str]) -> int:
 
     raw_sentence_lengths = dict(sentence_lengths)  # in the order of `raw` (the evaluation features are sorted below)
     with training_args.main_process_first(desc="tokenizing"):
-        features = model_input.map(align, batched=True, remove_columns=model_input["train"].column_names,
-                                   desc="tokenize and align labels")
+        features = DatasetDict({split: dataset.map(align, batched=True, remove_columns=dataset.column_names,
+                                                   desc=f"tokenize and align labels ({split})")
+                                for split, dataset in model_input.items()})
         if data_args.train_window:
             from .windows import window_features
 
