@@ -106,9 +106,12 @@ def test_training_and_predict_read_sentences_with_the_same_context(tmp_path, cap
     assert again["token"]["micro_f1"] == pytest.approx(scores["token"]["micro_f1"])
 
 
-def test_sentence_context_does_not_combine_with_document_context(tmp_path, capsys):
+@pytest.mark.parametrize("options, message", [
+    (["--sentence_context", "4", "--document_context"], "--sentence_context gives each sentence its neighbours"),
+    (["--sentence_context", "-2"], "--sentence_context must be 0 (off) or a number of words, got -2"),
+], ids=["with-document-context", "negative"])
+def test_sentence_context_refuses_what_it_cannot_do(tmp_path, capsys, options, message):
     code = train_main(["--data_format", "rocling", "--train_files", str(SAMPLE / "train.txt"),
-                       "--output_dir", str(tmp_path / "run"), "--sentence_context", "4", "--document_context",
-                       "--do_train", "--use_cpu", "--report_to", "none"])
+                       "--output_dir", str(tmp_path / "run"), *options, "--do_train", "--use_cpu", "--report_to", "none"])
     assert code == 1
-    assert "--sentence_context gives each sentence its neighbours" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

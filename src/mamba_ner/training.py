@@ -352,6 +352,8 @@ def _main(argv: list[str]) -> int:
         raw = _join_documents(raw, data_args.document_separator)
         sentence_lengths = {split: raw[split]["sentence_lengths"] for split in raw}
     model_input = raw
+    if data_args.sentence_context < 0:
+        raise UsageError(f"--sentence_context must be 0 (off) or a number of words, got {data_args.sentence_context}")
     if data_args.sentence_context:
         if data_args.document_context or data_args.eval_window:
             raise UsageError("--sentence_context gives each sentence its neighbours; it does not combine with "
