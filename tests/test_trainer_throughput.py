@@ -135,3 +135,50 @@ def test_training_command_rejects_an_ema_decay_out_of_range(tmp_path, capsys):
 
     assert main(["--ema_decay", "1.5", "--output_dir", str(tmp_path), "--do_train"]) == 1
     assert "--ema_decay must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_adversarial_step_adds_the_gradients_of_the_batch_with_moved_embeddings_and_puts_them_back(tmp_path):
+    trainer = _tiny_run(tmp_path, adversarial_epsilon=0.5)
+    model = trainer.model
+    for module in model.modules():  # both passes of a step read the same network
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    embeddings = model.get_input_embeddings().weight
+    before = embeddings.detach().clone()
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def gradients():  # the gradients of one loss of the batch, computed by hand
+        model.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+        return [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+
+    model.train()
+    clean = gradients()
+    index = next(i for i, p in enumerate(params) if p is embeddings)
+    delta = clean[index] * (0.5 / torch.linalg.vector_norm(clean[index]))
+    with torch.no_grad():
+        embeddings.add_(delta)
+    moved = gradients()
+    with torch.no_grad():
+        embeddings.copy_(before)
+    assert torch.linalg.vector_norm(delta) > 0.49 and any(not torch.allclose(c, m) for c, m in zip(clean, moved))
+
+    model.zero_grad(set_to_none=True)
+    trainer.current_gradient_accumulation_steps = 1  # set by train()'s loop
+    trainer.training_step(model, dict(batch))
+    assert torch.equal(embeddings.detach(), before)  # moved back exactly
+    for p, c, m in zip(params, clean, moved):
+        got = p.grad if p.grad is not None else torch.zeros_like(p)
+        torch.testing.assert_close(got, c + m, rtol=1e-4, atol=1e-6)
+
+
+def test_training_command_rejects_a_negative_adversarial_epsilon(tmp_path, capsys):
+    import pytest
+
+    from mamba_ner.training import main
+
+    assert main(["--adversarial_epsilon", "-1", "--output_dir", str(tmp_path), "--do_train"]) == 1
+    assert "--adversarial_epsilon must be >= 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="epsilon"):
+        _tiny_run(tmp_path, adversarial_epsilon=-0.1)

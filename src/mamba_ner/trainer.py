@@ -11,6 +11,12 @@ With ``ema_decay`` (`--ema_decay`), `WeightAverage` keeps an exponential moving 
 trainable weights, updated after every optimizer step; the evaluations and checkpoints during training
 see the averaged weights (so the best checkpoint is chosen, and saved, averaged), the optimizer keeps
 stepping the raw ones, and the model ends with the averaged weights.
+
+With ``adversarial_epsilon`` (`--adversarial_epsilon`), every training step also trains on an adversarial
+copy of its batch (the fast gradient method of Miyato et al. 2017, "FGM"): after the step's backward pass
+each tagger's character-embedding matrix is moved by epsilon along its gradient (scaled to norm epsilon),
+the batch is read again and its loss's gradients are added, and the embeddings are put back. Twice the
+work per step.
 """
 
 from __future__ import annotations
@@ -74,10 +80,14 @@ class WeightAverage(TrainerCallback):
 class MambaCrfTrainer(Trainer):
     """`Trainer` that counts real and padded tokens of the training batches and times evaluation."""
 
-    def __init__(self, *args, ema_decay: float = 0.0, **kwargs):
+    def __init__(self, *args, ema_decay: float = 0.0, adversarial_epsilon: float = 0.0, **kwargs):
         """``ema_decay`` > 0: evaluate, save and end with an exponential moving average of the weights
-        (`WeightAverage`); 0: the raw weights."""
+        (`WeightAverage`); 0: the raw weights. ``adversarial_epsilon`` > 0: also train every step on the
+        batch with its embeddings moved by this norm along their gradient (`adversarial_step`); 0: off."""
+        if adversarial_epsilon < 0:
+            raise ValueError(f"the adversarial epsilon must be >= 0 (0: off), got {adversarial_epsilon}")
         super().__init__(*args, **kwargs)
+        self.adversarial_epsilon = adversarial_epsilon
         self.real_tokens = 0  # attention-mask ones seen by training steps
         self.padded_tokens = 0  # positions of training batches (real + padding)
         self.evaluation_seconds = 0.0  # spent in evaluate() (also when called during train())
@@ -106,7 +116,37 @@ class MambaCrfTrainer(Trainer):
         elif "input_ids" in inputs:
             self.real_tokens += inputs["input_ids"].numel()
             self.padded_tokens += inputs["input_ids"].numel()
-        return super().training_step(model, inputs, *args, **kwargs)
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        if self.adversarial_epsilon:
+            self.adversarial_step(model, inputs, *args, **kwargs)
+        return loss
+
+    def adversarial_step(self, model, inputs, *args, **kwargs) -> torch.Tensor | None:
+        """FGM: move each character-embedding matrix by epsilon * g / |g| (g its gradient so far), add the
+        gradients of the batch's loss read with the moved embeddings, put the original ones back.
+
+        Returns the adversarial loss (None when no embedding has a gradient yet)."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        backbones = unwrapped.backbones() if hasattr(unwrapped, "backbones") else [unwrapped]
+        moved = []
+        with torch.no_grad():
+            for backbone in backbones:
+                weight = backbone.get_input_embeddings().weight
+                if weight.grad is None:
+                    continue
+                norm = torch.linalg.vector_norm(weight.grad)
+                if not torch.isfinite(norm) or norm == 0:
+                    continue
+                moved.append((weight, weight.detach().clone()))
+                weight.add_(weight.grad, alpha=float(self.adversarial_epsilon / norm))
+        if not moved:
+            return None
+        try:
+            return super().training_step(model, dict(inputs), *args, **kwargs)
+        finally:
+            with torch.no_grad():
+                for weight, original in moved:
+                    weight.copy_(original)
 
     def _get_train_sampler(self, train_dataset=None):
         """Length grouping reads the row lengths from a dataset that lists them (`lengths`, e.g.

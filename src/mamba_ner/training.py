@@ -107,6 +107,7 @@ class RunArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints (else resume from the last one)"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement"})
     ema_decay: float = field(default=0.0, metadata={"help": "Keep an exponential moving average of the weights with this decay per optimizer step (e.g. 0.99): evaluations, checkpoints and the exported model use the averaged weights (0: off)"})
+    adversarial_epsilon: float = field(default=0.0, metadata={"help": "Adversarial training (FGM): every step also trains on its batch with the character embeddings moved by this norm along their gradient, e.g. 1.0 (twice the work per step; 0: off)"})
     make_plots: bool = field(default=True, metadata={"help": "Save loss/F1 curves, per-type F1 bars and a confusion matrix"})
     model_card_dataset: str | None = field(default=None, metadata={"help": "Dataset name for the model card (default: the protocol or the training files' names)"})
     language: str = field(default="auto", metadata={"help": "Language code(s) for the model card, comma-separated (default auto: guessed from the training text)"})
@@ -326,6 +327,8 @@ def _main(argv: list[str]) -> int:
     _check_run_length(training_args)
     if not 0.0 <= run_args.ema_decay < 1.0:
         raise UsageError(f"--ema_decay must be in [0, 1) (0: off), got {run_args.ema_decay}")
+    if run_args.adversarial_epsilon < 0:
+        raise UsageError(f"--adversarial_epsilon must be >= 0 (0: off), got {run_args.adversarial_epsilon}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if training_args.should_log else logging.WARN)
     transformers.utils.logging.set_verbosity_warning()
     keep_freed_memory()  # fewer page faults per step (see mamba_ner.runtime)
@@ -457,6 +460,7 @@ def _main(argv: list[str]) -> int:
         compute_metrics=build_compute_metrics(model.config.id2label),
         callbacks=callbacks,
         ema_decay=run_args.ema_decay,
+        adversarial_epsilon=run_args.adversarial_epsilon,
     )
 
     # 6. Train (resuming when asked or when the output folder holds a checkpoint)
@@ -640,6 +644,8 @@ def _write_card(output_dir: Path, all_scores: dict, data_args, run_args, trainin
         training_summary["mention_replacement_prob"] = data_args.mention_replacement_prob
     if run_args.ema_decay:  # the weights are an exponential moving average
         training_summary["ema_decay"] = run_args.ema_decay
+    if run_args.adversarial_epsilon:  # trained with adversarial copies of its batches
+        training_summary["adversarial_epsilon"] = run_args.adversarial_epsilon
     try:
         write_model_card(output_dir, eval_results=eval_results, eval_split=split, training_summary=training_summary, **facts)
     except Exception as error:  # a card must never lose a finished training run
