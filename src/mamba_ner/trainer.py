@@ -121,11 +121,10 @@ class MambaCrfTrainer(Trainer):
             self.adversarial_step(model, inputs, *args, **kwargs)
         return loss
 
-    def adversarial_step(self, model, inputs, *args, **kwargs) -> torch.Tensor | None:
+    def adversarial_step(self, model, inputs, *args, **kwargs) -> None:
         """FGM: move each character-embedding matrix by epsilon * g / |g| (g its gradient so far), add the
-        gradients of the batch's loss read with the moved embeddings, put the original ones back.
-
-        Returns the adversarial loss (None when no embedding has a gradient yet)."""
+        gradients of the batch's loss read with the moved embeddings, put the original ones back (nothing
+        when no embedding has a gradient)."""
         unwrapped = self.accelerator.unwrap_model(model)
         backbones = unwrapped.backbones() if hasattr(unwrapped, "backbones") else [unwrapped]
         moved = []
@@ -140,9 +139,9 @@ class MambaCrfTrainer(Trainer):
                 moved.append((weight, weight.detach().clone()))
                 weight.add_(weight.grad, alpha=float(self.adversarial_epsilon / norm))
         if not moved:
-            return None
+            return
         try:
-            return super().training_step(model, dict(inputs), *args, **kwargs)
+            super().training_step(model, dict(inputs), *args, **kwargs)
         finally:
             with torch.no_grad():
                 for weight, original in moved:
