@@ -96,3 +96,40 @@ def test_remove_duplicates_updates_report():
     assert report.totals["kept"] == 3 and report.reasons("dropped") == {"sentence removed: also in test": 1}
     assert report.reasons("removed") == {"train sentence also in test": 1}
     assert remove_duplicates(train, [test]) == kept
+
+
+def test_recode_tags_iob2_to_iobes_and_back():
+    from mamba_ner.data.features import recode_tags
+
+    sentences = {
+        "train": [Sentence(["a", "b", "c", "d"], ["B-X", "I-X", "O", "B-Y"], "d", 0),
+                  Sentence(["e", "f", "g"], ["O", "I-X", "I-X"], "d", 1)],  # not well-formed IOB2
+        "test": [Sentence(["h", "i"], ["B-Y", "B-Y"], "d", 0)],
+    }
+    dataset = build_dataset_dict(sentences)
+    recoded, counts = recode_tags(dataset, "bioes")
+    names = recoded["train"].features["ner_tags"].feature.names
+    assert names == ["O", "B-X", "I-X", "E-X", "S-X", "B-Y", "I-Y", "E-Y", "S-Y"]
+    tags = {split: [[names[i] for i in row] for row in recoded[split]["ner_tags"]] for split in recoded}
+    assert tags["train"] == [["B-X", "E-X", "O", "S-Y"], ["O", "B-X", "E-X"]]
+    assert tags["test"] == [["S-Y", "S-Y"]]
+    assert counts == {"train": {"rows": 2, "entities": 3, "repaired": 1}, "test": {"rows": 1, "entities": 2, "repaired": 0}}
+    assert recoded["train"].column_names == dataset["train"].column_names
+    assert recoded["train"]["tokens"] == dataset["train"]["tokens"]
+    back, back_counts = recode_tags(recoded, "IOB2")
+    back_names = back["train"].features["ner_tags"].feature.names
+    assert back_names == ["O", "B-X", "I-X", "B-Y", "I-Y"]
+    assert [[back_names[i] for i in row] for row in back["train"]["ner_tags"]] == [["B-X", "I-X", "O", "B-Y"], ["O", "B-X", "I-X"]]
+    assert back_counts["train"]["repaired"] == 0
+
+
+def test_recode_tags_keeps_unlabelled_splits_and_refuses_unknown_schemes():
+    from mamba_ner.data.features import recode_tags
+
+    dataset = build_dataset_dict({"train": [Sentence(["a"], ["B-X"], "d", 0)]})
+    unlabelled = build_dataset_dict({"train": [Sentence(["a"], None, "d", 0)]}, ["O"])
+    dataset["predict"] = unlabelled["train"].remove_columns([c for c in unlabelled["train"].column_names if c == "ner_tags"])
+    recoded, counts = recode_tags(dataset, "IOBES")
+    assert "ner_tags" not in recoded["predict"].column_names and set(counts) == {"train"}
+    with pytest.raises(ValueError, match="unknown tag scheme"):
+        recode_tags(dataset, "XYZ")

@@ -365,3 +365,33 @@ def test_compute_metrics_inside_a_real_trainer(tmp_path, drop_logits):
     metrics = trainer.evaluate()
     assert metrics["eval_f1"] == approx(6 / 7) and metrics["eval_strict_f1"] == approx(2 / 3)
     assert metrics["eval_accuracy"] == 0.75
+
+
+def test_compute_metrics_recodes_iobes_tags_before_scoring():
+    from mamba_ner.metrics import recode_sequences
+
+    gold = [["B-DRUG", "E-DRUG", "O", "S-DISEASE"], ["O", "S-DRUG", "O"]]
+    pred = [["B-DRUG", "E-DRUG", "O", "O"], ["O", "S-DRUG", "S-DISEASE"]]
+    assert recode_sequences(gold, "IOB2") == [["B-DRUG", "I-DRUG", "O", "B-DISEASE"], ["O", "B-DRUG", "O"]]
+    labels = ["O", "B-DRUG", "I-DRUG", "E-DRUG", "S-DRUG", "B-DISEASE", "I-DISEASE", "E-DISEASE", "S-DISEASE"]
+    id2label = dict(enumerate(labels))
+    ids = {label: i for i, label in enumerate(labels)}
+    width = max(len(row) for row in gold)
+    label_ids = np.full((2, width), -100)
+    predictions = np.full((2, width), -100)
+    for r, (g, p) in enumerate(zip(gold, pred)):
+        label_ids[r, :len(g)] = [ids[t] for t in g]
+        predictions[r, :len(p)] = [ids[t] for t in p]
+    recoded = build_compute_metrics(id2label, recode="IOB2")(EvalPrediction(predictions=predictions, label_ids=label_ids))
+    as_is = build_compute_metrics(id2label, strict_too=False)(EvalPrediction(predictions=predictions, label_ids=label_ids))
+    # entities are the same either way: 2 of 3 gold found, 2 of 3 predicted right
+    assert recoded["f1"] == as_is["f1"] == approx(2 / 3)
+    # tokens are counted as IOB2 tags: 5 of 7 tokens right (the missed DISEASE and the extra one)
+    assert recoded["accuracy"] == approx(5 / 7) == as_is["accuracy"]
+    assert recoded["token_macro_f1"] != as_is["token_macro_f1"]  # B-/I- against B-/E-/S- label sets
+    expected = build_compute_metrics(dict(enumerate(["O", "B-DRUG", "I-DRUG", "B-DISEASE"])))
+    iob2 = {"O": 0, "B-DRUG": 1, "I-DRUG": 2, "B-DISEASE": 3}
+    for r, (g, p) in enumerate(zip(recode_sequences(gold, "IOB2"), recode_sequences(pred, "IOB2"))):
+        label_ids[r, :len(g)] = [iob2[t] for t in g]
+        predictions[r, :len(p)] = [iob2[t] for t in p]
+    assert recoded == approx(expected(EvalPrediction(predictions=predictions, label_ids=label_ids)))

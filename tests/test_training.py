@@ -120,3 +120,30 @@ def test_two_cpu_processes_with_gloo(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "world size 2" in result.stderr, result.stderr[-2000:]
     assert (out / "model.safetensors").exists()
+
+
+def test_label_scheme_iobes_learns_iobes_tags_and_scores_in_iob2(tmp_path):
+    out = tmp_path / "iobes"
+    assert train_main(tiny_args(out, "--max_steps", "4", "--label_scheme", "IOBES", "--do_predict")) == 0
+    config = json.loads((out / "config.json").read_text())
+    labels = set(config["id2label"].values())
+    assert config["tagging_scheme"] == "IOBES" and {"E-BODY", "S-BODY"} <= labels
+    summary = json.loads((out / "summary.json").read_text())
+    for split in ("validation", "test"):
+        scores = json.loads((out / f"{split}_scores.json").read_text())
+        tags = set(scores["token"]["per_tag"])
+        assert tags and all(tag == "O" or tag[:2] in ("B-", "I-") for tag in tags), tags
+        assert summary[split]["f1"] == scores["entity"]["f1"]
+    # the checkpoint tags with its IOBES labels, constrained: no E-/I- without an open entity
+    predictions = predictions_here(out, ["頭痛發燒三天", "胃食道逆流"])
+    id2label = {int(k): v for k, v in config["id2label"].items()}
+    for row in predictions:
+        tags = [id2label[i] for i in row[1:-1]]
+        for previous, tag in zip(["O", *tags], tags):
+            if tag[:2] in ("I-", "E-"):
+                assert previous[:2] in ("B-", "I-") and previous[2:] == tag[2:], tags
+
+
+def test_label_scheme_refuses_other_schemes(tmp_path, capsys):
+    assert train_main(tiny_args(tmp_path / "x", "--max_steps", "1", "--label_scheme", "BMES")) != 0
+    assert "--label_scheme must be IOB2 or IOBES" in capsys.readouterr().err

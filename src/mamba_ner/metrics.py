@@ -278,8 +278,16 @@ def decode_predictions(predictions, label_ids, id2label: Mapping[int, str]) -> t
     return y_true, y_pred
 
 
+def recode_sequences(sequences: Tags, scheme: str) -> list[list[str]]:
+    """Tag sequences re-encoded in `scheme` (entities read with conlleval's lenient rule, so entity
+    scores do not change; token-level scores then count the tags of `scheme`)."""
+    from .data.bio import convert_scheme
+
+    return [convert_scheme(tags, scheme) for tags in sequences]
+
+
 def build_compute_metrics(id2label: Mapping[int, str], strict_too: bool = True, token_level: bool = True,
-                          scheme: str = "IOB2") -> Callable[[Any], dict[str, float]]:
+                          scheme: str = "IOB2", recode: str | None = None) -> Callable[[Any], dict[str, float]]:
     """`compute_metrics` for `transformers.Trainer`, scoring the model's Viterbi tag ids.
 
     The returned callable takes an `EvalPrediction` whose `predictions` are the model's
@@ -288,12 +296,16 @@ def build_compute_metrics(id2label: Mapping[int, str], strict_too: bool = True, 
     `precision`, `recall`, `f1` (entity micro, default mode; use `metric_for_best_model="f1"`),
     `macro_*`, `f1_<TYPE>` for each type seen in the gold or predicted tags, and with `strict_too` `strict_precision`/`strict_recall`/`strict_f1`/
     `strict_macro_f1`, with `token_level` `accuracy` and `token_micro_f1`/`token_macro_*`/
-    `token_weighted_f1`.
+    `token_weighted_f1`. With `recode` (e.g. `"IOB2"` for a model that learns IOBES tags) the gold and
+    predicted tags are re-encoded in that scheme first (`recode_sequences`), so the scores compare with
+    those of models that learn the data's own scheme.
     """
     id2label = {int(k): v for k, v in id2label.items()}
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         y_true, y_pred = decode_predictions(eval_pred.predictions, eval_pred.label_ids, id2label)
+        if recode:
+            y_true, y_pred = recode_sequences(y_true, recode), recode_sequences(y_pred, recode)
         return flatten_scores(score_all(y_true, y_pred, strict_too=strict_too, token_level=token_level, scheme=scheme))
 
     return compute_metrics

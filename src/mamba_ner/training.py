@@ -31,9 +31,9 @@ from transformers import (
 )
 
 from .commandline import DefaultsHelpFormatter, UsageError, describe_negations, parse_dataclasses, run_command
-from .configuration_mamba_crf import MambaCrfConfig
+from .configuration_mamba_crf import MambaCrfConfig, normalize_tagging_scheme
 from .lexicon import TRAIN_ENTITIES, build_lexicon, entity_mentions, source_parts, uses_train_entities
-from .metrics import build_compute_metrics, decode_predictions, format_report, save_metrics_json, score_all
+from .metrics import build_compute_metrics, decode_predictions, format_report, recode_sequences, save_metrics_json, score_all
 from .modeling_mamba_crf import MambaCrfForTokenClassification
 from .runtime import keep_freed_memory
 from .trainer import MambaCrfTrainer
@@ -78,6 +78,7 @@ class DataArguments:
     train_files: list[str] = field(default_factory=list, metadata={"help": "Training files/folders"})
     validation_files: list[str] = field(default_factory=list, metadata={"help": "Validation files/folders"})
     test_files: list[str] = field(default_factory=list, metadata={"help": "Test files/folders"})
+    label_scheme: str = field(default="IOB2", metadata={"help": "Tags the model learns: IOB2 (as the readers give them) or IOBES (each entity's last token E-, one-token entities S-; the CRF is constrained to IOBES). Scores are computed on the tags re-encoded in IOB2, so they compare with IOB2 runs"})
     dataset_path: str | None = field(default=None, metadata={"help": "A DatasetDict saved with save_to_disk"})
     protocol: str | None = field(default=None, metadata={"help": "A benchmark protocol: healthner, rocling22, ruijin, conll03"})
     data_dir: str = field(default="../shared/data", metadata={"help": "Where the protocols' data lives"})
@@ -189,6 +190,31 @@ def _reader_options(data_args: DataArguments) -> dict:
         "brat": {"split": data_args.brat_split},
         "spanjson": {"end": data_args.spanjson_end},
     }
+
+
+def _recode_labels(raw: DatasetDict, data_args: DataArguments, model_args: ModelArguments) -> str | None:
+    """`--label_scheme IOBES`: every split re-encoded in place (the CRF constrained to IOBES unless
+    `--tagging_scheme none`); returns the scheme to score in (the data's IOB2), or None when nothing changed."""
+    from .data.bio import canonical_scheme
+    from .data.features import recode_tags
+
+    try:
+        target = canonical_scheme(data_args.label_scheme)
+    except ValueError as error:
+        raise UsageError(f"--label_scheme: {error}") from None
+    if target not in ("IOB2", "IOBES"):
+        raise UsageError(f"--label_scheme must be IOB2 or IOBES, got {data_args.label_scheme!r}")
+    names = raw["train"].features["ner_tags"].feature.names
+    if target == "IOB2" or any(name[:2] in ("E-", "S-") for name in names):
+        return None  # the data's own tags (an IOBES dataset stays IOBES)
+    recoded, counts = recode_tags(raw, target)
+    raw.update(recoded)
+    for split, count in counts.items():
+        logger.info("label scheme %s: %s %d rows, %d entities re-encoded (%d rows not well-formed IOB2, read as "
+                    "conlleval reads them)", target, split, count["rows"], count["entities"], count["repaired"])
+    if normalize_tagging_scheme(model_args.tagging_scheme) == "BIO":
+        model_args.tagging_scheme = "IOBES"
+    return "IOB2"
 
 
 def _join_documents(raw: DatasetDict, separator: str | None = None) -> DatasetDict:
@@ -346,6 +372,8 @@ def _main(argv: list[str]) -> int:
                 raw[split] = raw[split].select(range(min(data_args.max_eval_samples, len(raw[split]))))
     if "ner_tags" not in raw["train"].features or len(raw["train"]) == 0:
         raise UsageError("the train split has no tagged sentences (an unlabelled or empty dataset cannot be trained on)")
+    data_labels = raw["train"].features["ner_tags"].feature.names
+    score_scheme = _recode_labels(raw, data_args, model_args)
     label_list = raw["train"].features["ner_tags"].feature.names
     logger.info("splits: %s; %d labels: %s", {k: len(v) for k, v in raw.items()}, len(label_list), label_list)
     sentence_lengths = {}
@@ -457,7 +485,7 @@ def _main(argv: list[str]) -> int:
         eval_dataset=features.get("validation"),
         processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=None),
-        compute_metrics=build_compute_metrics(model.config.id2label),
+        compute_metrics=build_compute_metrics(model.config.id2label, recode=score_scheme),
         callbacks=callbacks,
         ema_decay=run_args.ema_decay,
         adversarial_epsilon=run_args.adversarial_epsilon,
@@ -496,6 +524,8 @@ def _main(argv: list[str]) -> int:
                                              training_args.per_device_eval_batch_size)
             lengths = raw_sentence_lengths
         y_true, y_pred = _per_sentence(y_true, y_pred, lengths.get(split), data_args)
+        if score_scheme:
+            y_true, y_pred = recode_sequences(y_true, score_scheme), recode_sequences(y_pred, score_scheme)
         scores = score_all(y_true, y_pred)
         all_scores[split] = scores
         if trainer.is_world_process_zero():
@@ -508,7 +538,7 @@ def _main(argv: list[str]) -> int:
                 from .plotting import save_all_plots
 
                 plot_dir = output_dir / "plots" / split
-                save_all_plots(trainer.state.log_history, scores, y_true, y_pred, label_list, plot_dir)
+                save_all_plots(trainer.state.log_history, scores, y_true, y_pred, data_labels if score_scheme else label_list, plot_dir)
         trainer.log_metrics(split, prediction.metrics)
         trainer.save_metrics(split, prediction.metrics)
 

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
 
-from .bio import canonical_scheme, split_tag, tags_to_spans
+from .bio import canonical_scheme, spans_to_tags, split_tag, tags_to_spans
 from .records import Sentence
 from .report import ConversionReport
 
@@ -147,6 +147,58 @@ def build_dataset_dict(
     if label_list is None:
         label_list = label_list_from(splits, scheme)
     return DatasetDict({name: build_dataset(sentences, label_list) for name, sentences in splits.items()})
+
+
+def recode_tags(dataset: DatasetDict, scheme: str) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
+    """Every split's `ner_tags` re-encoded in `scheme`, with the label list rebuilt for the same entity types.
+
+    `IOB2 -> IOBES` gives each entity's last token `E-` and single-token entities `S-`, so a CRF learns
+    where entities end as it learns where they start; `IOBES -> IOB2` undoes it. Entities are read with the
+    lenient rule of `data.bio.tags_to_spans` (conlleval's: an `I-X` after `O` or another type starts an entity),
+    so the entities, and any entity-level score, are the same before and after.
+
+    Returns:
+        the new `DatasetDict` and, per split, `{"rows", "entities", "repaired"}`: rows whose tags were not
+        well-formed in their own scheme (such as `O I-X`) are kept, their entities read as conlleval reads
+        them; `repaired` counts them. Splits without `ner_tags` are returned as they are.
+    """
+    target = canonical_scheme(scheme)
+    splits_with_tags = [name for name, split in dataset.items() if "ner_tags" in split.features]
+    if not splits_with_tags:
+        return dataset, {}
+    names = dataset[splits_with_tags[0]].features["ner_tags"].feature.names
+    for name in splits_with_tags[1:]:
+        if dataset[name].features["ner_tags"].feature.names != names:
+            raise ValueError(f"the {name} split has other labels than the {splits_with_tags[0]} split")
+    types = list(dict.fromkeys(split_tag(label)[1] for label in names if label != "O"))
+    labels = labels_for_types(types, target)
+    label_to_id = {label: i for i, label in enumerate(labels)}
+    recoded, counts = {}, {}
+    for name, split in dataset.items():
+        if name not in splits_with_tags:
+            recoded[name] = split
+            continue
+        rows, repaired, entities = [], 0, 0
+        for ids in split["ner_tags"]:
+            tags = [names[i] for i in ids]
+            spans = tags_to_spans(tags)
+            entities += len(spans)
+            new_tags = spans_to_tags(len(tags), spans, target)
+            repaired += _recode_repairs(tags, spans)
+            rows.append([label_to_id[tag] for tag in new_tags])
+        features = split.features.copy()
+        features["ner_tags"] = List(ClassLabel(names=labels))
+        recoded[name] = split.remove_columns("ner_tags").add_column("ner_tags", rows, feature=features["ner_tags"])
+        recoded[name] = recoded[name].select_columns(list(split.column_names))
+        counts[name] = {"rows": len(rows), "entities": entities, "repaired": repaired}
+    return DatasetDict(recoded), counts
+
+
+def _recode_repairs(tags: Sequence[str], spans) -> int:
+    """1 when `tags` are not the canonical encoding of their own spans in their own scheme, else 0."""
+    prefixes = {split_tag(tag)[0] for tag in tags if tag != "O"}
+    own = "BMES" if "M" in prefixes else "IOBES" if prefixes & {"E", "S"} else "IOB2"
+    return int(spans_to_tags(len(tags), spans, own) != list(tags))
 
 
 def join_documents(dataset: Dataset, separator: str | None = None) -> Dataset:
