@@ -186,9 +186,7 @@ def recode_tags(dataset: DatasetDict, scheme: str) -> tuple[DatasetDict, dict[st
             new_tags = spans_to_tags(len(tags), spans, target)
             repaired += _recode_repairs(tags, spans)
             rows.append([label_to_id[tag] for tag in new_tags])
-        features = split.features.copy()
-        features["ner_tags"] = List(ClassLabel(names=labels))
-        recoded[name] = split.remove_columns("ner_tags").add_column("ner_tags", rows, feature=features["ner_tags"])
+        recoded[name] = split.remove_columns("ner_tags").add_column("ner_tags", rows, feature=List(ClassLabel(names=labels)))
         recoded[name] = recoded[name].select_columns(list(split.column_names))
         counts[name] = {"rows": len(rows), "entities": entities, "repaired": repaired}
     return DatasetDict(recoded), counts
